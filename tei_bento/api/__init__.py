@@ -1,0 +1,1 @@
+"""HTTP adapter: TEI's routes, bodies, headers and error contract over the Engine."""

@@ -1,0 +1,57 @@
+"""The FastAPI app that carries TEI's HTTP contract over an Engine.
+
+The same app is served by uvicorn (`tei-bento serve`) and mounted on the BentoML service
+(`bentoml serve`), so both speak exactly the same contract.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from starlette.responses import RedirectResponse
+
+from tei_bento import __version__
+from tei_bento.api import routes_dispatch, routes_embed, routes_meta, routes_openai, routes_tokens
+from tei_bento.api.context import ApiContext
+from tei_bento.api.errors import install_error_handlers
+from tei_bento.api.metrics import Metrics
+from tei_bento.api.payload import AssumeJsonMiddleware, PayloadLimitMiddleware
+from tei_bento.engine.engine import Engine
+from tei_bento.settings import Settings
+
+DESCRIPTION = (
+    "A drop-in replacement for Hugging Face text-embeddings-inference, served by BentoML. "
+    "Errors answer `{\"error\", \"error_type\"}` with TEI's status codes."
+)
+
+
+def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+    app = FastAPI(
+        title="tei-bento",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url="/docs",
+        openapi_url="/openapi.json",
+    )
+    metrics = Metrics(CollectorRegistry())
+    app.state.context = ApiContext(settings=settings, metrics=metrics, engine=engine)
+    if engine is not None:
+        engine.batcher.observer = metrics
+    install_error_handlers(app)
+    app.add_middleware(AssumeJsonMiddleware)
+    app.add_middleware(PayloadLimitMiddleware, limit=settings.payload_limit)
+    for module in (routes_meta, routes_embed, routes_openai, routes_tokens, routes_dispatch):
+        app.include_router(module.router)
+
+    @app.get("/api-doc/openapi.json", include_in_schema=False)
+    async def _openapi_alias() -> RedirectResponse:
+        return RedirectResponse("/openapi.json")
+
+    return app
+
+
+def attach_engine(app: FastAPI, engine: Engine) -> None:
+    """Hand a loaded engine to an app created before the model was loaded (BentoML)."""
+    context: ApiContext = app.state.context
+    context.engine = engine
+    engine.batcher.observer = context.metrics

@@ -1,0 +1,64 @@
+"""Fast JSON answers and TEI's timing headers.
+
+Embedding answers are float arrays; orjson serializes numpy arrays natively (float32 in
+its shortest exact form, as TEI's serde does), which is many times faster than building
+Python lists and is the main per-request cost outside the model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.responses import Response
+
+from tei_bento.engine.engine import Timings
+
+ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if hasattr(value, "model_dump"):
+        return value.model_dump()
+    raise TypeError(f"cannot serialize {type(value).__name__}")
+
+
+def dumps(content: Any) -> bytes:
+    return orjson.dumps(content, default=_default, option=ORJSON_OPTIONS)
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return dumps(content)
+
+
+def stack_vectors(vectors: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
+    """One contiguous 2-D array serializes fastest; ragged lists stay lists."""
+    if vectors and all(v.shape == vectors[0].shape for v in vectors):
+        return np.ascontiguousarray(np.stack(vectors), dtype=np.float32)
+    return [np.ascontiguousarray(v, dtype=np.float32) for v in vectors]
+
+
+def _ms(seconds: float) -> str:
+    return str(int(seconds * 1000))
+
+
+def timing_headers(timings: Timings, now: float, compute_type: str) -> dict[str, str]:
+    total = _ms(now - timings.started_at)
+    return {
+        "x-compute-type": compute_type,
+        "x-compute-time": total,
+        "x-total-time": total,
+        "x-compute-characters": str(timings.chars),
+        "x-compute-tokens": str(timings.tokens),
+        "x-tokenization-time": _ms(timings.tokenization),
+        "x-queue-time": _ms(timings.queue),
+        "x-inference-time": _ms(timings.inference),
+    }

@@ -1,0 +1,81 @@
+"""Task-dispatched routes: POST /, POST /invocations (SageMaker, HF Inference) and /vertex.
+
+The loaded model decides the route: an embedding model embeds (or compares sentences when
+TASK=sentence-similarity), a SPLADE model sparse-embeds, a reranker reranks and a
+classifier predicts. Each body is validated against that route's own schema.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Awaitable, Callable
+
+import orjson
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
+from starlette.responses import Response
+
+from tei_bento.api import routes_embed
+from tei_bento.api.context import context_of
+from tei_bento.api.responses import JSONResponse
+from tei_bento.api.routes_embed import ERRORS
+from tei_bento.errors import ValidationError
+from tei_bento.model.tasks import Task
+
+router = APIRouter(tags=["Text Embeddings Inference"])
+Handler = Callable[[Any, Request], Awaitable[Response]]
+_routes: dict[Task, tuple[type[BaseModel], Handler]] = {}
+
+
+def register(task: Task, schema: type[BaseModel], handler: Handler) -> None:
+    """Other route modules register the handler that serves their task."""
+    _routes[task] = (schema, handler)
+
+
+def _route_for(task: Task) -> tuple[type[BaseModel], Handler]:
+    if task is Task.EMBEDDING and os.environ.get("TASK") == "sentence-similarity":
+        return routes_embed.SimilarityRequest, routes_embed.similarity
+    return _routes[task]
+
+
+async def _parse(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": str(exc), "ctx": {"error": str(exc)}}])
+
+
+async def _dispatch(data: Any, request: Request) -> Response:
+    schema, handler = _route_for(context_of(request).require_engine().task)
+    try:
+        body = schema.model_validate(data)
+    except PydanticValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+    return await handler(body, request)
+
+
+@router.post("/", responses=ERRORS)
+@router.post("/invocations", responses=ERRORS, include_in_schema=True)
+async def invocations(request: Request) -> Response:
+    """Whatever the loaded model serves: /embed, /embed_sparse, /rerank or /predict."""
+    return await _dispatch(await _parse(request), request)
+
+
+@router.post("/vertex", responses=ERRORS)
+async def vertex(request: Request) -> Response:
+    """Vertex AI: `{"instances": [...]}` answered as `{"predictions": [...]}`."""
+    data = await _parse(request)
+    if not isinstance(data, dict) or not isinstance(data.get("instances"), list):
+        raise ValidationError("missing field `instances`").without_prefix()
+    predictions = []
+    for instance in data["instances"]:
+        response = await _dispatch(instance, request)
+        predictions.append(orjson.loads(response.body))
+    return JSONResponse({"predictions": predictions})
+
+
+register(Task.EMBEDDING, routes_embed.EmbedRequest, routes_embed.embed)
+register(Task.SPLADE, routes_embed.EmbedSparseRequest, routes_embed.embed_sparse)

@@ -1,0 +1,112 @@
+"""Embedding routes: /embed, /embed_all, /embed_sparse, /similarity."""
+
+from __future__ import annotations
+
+import numpy as np
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from tei_bento.api.context import context_of
+from tei_bento.api.responses import stack_vectors
+from tei_bento.api.schemas import (
+    EmbedAllRequest,
+    EmbedRequest,
+    EmbedSparseRequest,
+    ErrorResponse,
+    SimilarityRequest,
+    SparseValue,
+    as_batch,
+)
+from tei_bento.errors import EmptyError, ValidationError
+
+router = APIRouter(tags=["Text Embeddings Inference"])
+ERRORS = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in {
+        400: "Empty input",
+        413: "Payload too large",
+        422: "Validation or tokenization error",
+        424: "Inference failed or wrong model type",
+        429: "Model is overloaded",
+    }.items()
+}
+
+
+@router.post("/embed", response_model=list[list[float]], responses=ERRORS)
+async def embed(body: EmbedRequest, request: Request) -> Response:
+    """Pooled embeddings, one vector per input (also for a single string)."""
+    context = context_of(request)
+    inputs, batch = as_batch(body.inputs)
+    context.count_request(batch)
+    context.metrics.embed_count.inc()
+    result = await context.require_engine().embed(
+        inputs,
+        normalize=body.normalize,
+        truncate=body.truncate,
+        direction=body.direction,
+        prompt_name=body.prompt_name,
+        dimensions=body.dimensions,
+    )
+    return context.reply(stack_vectors(result.values), result.timings, batch)
+
+
+@router.post("/embed_all", response_model=list[list[list[float]]], responses=ERRORS)
+async def embed_all(body: EmbedAllRequest, request: Request) -> Response:
+    """Every token's last hidden state, special tokens included, without pooling."""
+    context = context_of(request)
+    inputs, batch = as_batch(body.inputs)
+    context.count_request(batch)
+    context.metrics.embed_count.inc()
+    result = await context.require_engine().embed_all(
+        inputs, truncate=body.truncate, direction=body.direction, prompt_name=body.prompt_name
+    )
+    return context.reply(result.values, result.timings, batch)
+
+
+@router.post("/embed_sparse", response_model=list[list[SparseValue]], responses=ERRORS)
+async def embed_sparse(body: EmbedSparseRequest, request: Request) -> Response:
+    """SPLADE sparse vectors: the non-zero entries of max-pooled log(1 + relu(logits))."""
+    context = context_of(request)
+    inputs, batch = as_batch(body.inputs)
+    context.count_request(batch)
+    context.metrics.embed_count.inc()
+    result = await context.require_engine().embed_sparse(
+        inputs, truncate=body.truncate, direction=body.direction, prompt_name=body.prompt_name
+    )
+    content = [
+        [{"index": int(i), "value": float(v)} for i, v in zip(indices.tolist(), values.tolist())]
+        for indices, values in result.values
+    ]
+    return context.reply(content, result.timings, batch)
+
+
+def cosine(source: np.ndarray, others: np.ndarray) -> np.ndarray:
+    dots = others @ source
+    norms = np.linalg.norm(others, axis=1) * np.linalg.norm(source)
+    return np.where(dots == 0, 0.0, dots / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+@router.post("/similarity", response_model=list[float], responses=ERRORS)
+async def similarity(body: SimilarityRequest, request: Request) -> Response:
+    """Cosine similarity of `source_sentence` to each of `sentences`."""
+    context = context_of(request)
+    engine = context.require_engine()
+    sentences = body.inputs.sentences
+    if not sentences:
+        raise EmptyError("`inputs.sentences` cannot be empty").without_prefix()
+    limit = engine.settings.max_client_batch_size
+    if len(sentences) + 1 > limit:
+        raise ValidationError(
+            f"batch size {len(sentences) + 1} > maximum allowed batch size {limit}"
+        ).without_prefix()
+    params = body.parameters
+    context.count_request(True)
+    result = await engine.embed(
+        [body.inputs.source_sentence, *sentences],
+        normalize=False,
+        truncate=params.truncate if params else None,
+        direction=params.direction if params else "right",
+        prompt_name=params.prompt_name if params else None,
+    )
+    vectors = np.stack(result.values)
+    return context.reply(cosine(vectors[0], vectors[1:]), result.timings, True)

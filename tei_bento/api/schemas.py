@@ -1,0 +1,184 @@
+"""Request and response bodies, mirroring TEI's serde types (router/src/http/types.rs).
+
+Inputs are untagged unions as in TEI: a string, a list of token ids (one input), or a list
+mixing strings and id lists (a batch). `[]` is one empty id list, so it answers TEI's
+"`inputs` cannot be empty". Unknown fields are ignored, as serde does.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, NonNegativeInt, field_validator
+
+from tei_bento.engine.tokenization import Input
+
+TokenIds = list[NonNegativeInt]
+InputType = Union[str, TokenIds]
+Inputs = Union[str, TokenIds, list[InputType]]
+Direction = Literal["right", "left", "Right", "Left"]
+
+
+def as_batch(inputs: Inputs) -> tuple[list[Input], bool]:
+    """(inputs as a list, whether the request was a batch)."""
+    if isinstance(inputs, str):
+        return [inputs], False
+    if not inputs or all(isinstance(x, int) for x in inputs):
+        return [list(inputs)], False  # one token-id input (TEI: `[]` is Single(Ids([])))
+    return list(inputs), True
+
+
+class TEIModel(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class TruncationParams(TEIModel):
+    truncate: Optional[bool] = Field(
+        None, description="Truncate inputs longer than max_input_length; null = server default."
+    )
+    truncation_direction: Direction = Field("right", description="Which end to cut.")
+
+    @property
+    def direction(self) -> str:
+        return self.truncation_direction.lower()
+
+
+class EmbedRequest(TruncationParams):
+    inputs: Inputs = Field(..., examples=["What is Deep Learning?"])
+    normalize: bool = True
+    prompt_name: Optional[str] = None
+    dimensions: Optional[int] = Field(
+        None, description="Keep the first `dimensions` values (Matryoshka), then normalize."
+    )
+
+
+class EmbedAllRequest(TruncationParams):
+    inputs: Inputs = Field(..., examples=["What is Deep Learning?"])
+    prompt_name: Optional[str] = None
+
+
+class EmbedSparseRequest(EmbedAllRequest):
+    pass
+
+
+class SparseValue(TEIModel):
+    index: int
+    value: float
+
+
+class SimilarityInput(TEIModel):
+    source_sentence: str = Field(..., examples=["What is Deep Learning?"])
+    sentences: list[str] = Field(..., examples=[["What is Machine Learning?"]])
+
+
+class SimilarityParameters(TruncationParams):
+    prompt_name: Optional[str] = None
+
+
+class SimilarityRequest(TEIModel):
+    inputs: SimilarityInput
+    parameters: Optional[SimilarityParameters] = None
+
+
+class TokenizeRequest(TEIModel):
+    inputs: Union[str, list[str]] = Field(..., examples=["test"])
+    add_special_tokens: bool = True
+    prompt_name: Optional[str] = None
+
+
+class SimpleToken(TEIModel):
+    id: int
+    text: str
+    special: bool
+    start: Optional[int]
+    stop: Optional[int]
+
+
+class DecodeRequest(TEIModel):
+    ids: Union[TokenIds, list[TokenIds]] = Field(..., examples=[[101, 7592, 102]])
+    skip_special_tokens: bool = True
+
+
+class OpenAIEmbeddingsRequest(TEIModel):
+    input: Inputs = Field(..., examples=["What is Deep Learning?"])
+    model: Optional[str] = None
+    user: Optional[str] = None
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: Optional[int] = None
+
+
+class OpenAIEmbedding(TEIModel):
+    object: Literal["embedding"] = "embedding"
+    embedding: Union[list[float], str]
+    index: int
+
+
+class OpenAIUsage(TEIModel):
+    prompt_tokens: int
+    total_tokens: int
+
+
+class OpenAIEmbeddingsResponse(TEIModel):
+    object: Literal["list"] = "list"
+    data: list[OpenAIEmbedding]
+    model: str
+    usage: OpenAIUsage
+
+
+class ErrorResponse(TEIModel):
+    error: str
+    error_type: Literal["Unhealthy", "Backend", "Overloaded", "Validation", "Tokenizer", "Empty"]
+
+
+class OpenAIErrorDetail(TEIModel):
+    message: str
+    type: str
+    code: int
+
+
+class OpenAIErrorResponse(TEIModel):
+    """OpenAI's error shape under `error`, with TEI's flat fields kept beside it."""
+
+    error: OpenAIErrorDetail
+    message: str
+    type: str
+    code: int
+
+
+class EmbeddingModelType(TEIModel):
+    pooling: str
+
+
+class ClassifierModelType(TEIModel):
+    id2label: dict[str, str]
+    label2id: dict[str, int]
+
+
+class ModelType(TEIModel):
+    embedding: Optional[EmbeddingModelType] = None
+    classifier: Optional[ClassifierModelType] = None
+    reranker: Optional[ClassifierModelType] = None
+
+
+class Info(TEIModel):
+    model_id: str
+    model_sha: Optional[str]
+    model_dtype: str
+    served_model_name: str
+    model_type: dict[str, Any]
+    max_concurrent_requests: int
+    max_input_length: int
+    max_batch_tokens: int
+    max_batch_requests: Optional[int]
+    max_client_batch_size: int
+    auto_truncate: bool
+    tokenization_workers: int
+    version: str
+    sha: Optional[str] = None
+    docker_label: Optional[str] = None
+    device: str = Field(..., description="tei-bento: where the model runs.")
+    embedding_dimension: Optional[int] = Field(None, description="tei-bento: output size.")
+    prompts: Optional[dict[str, str]] = Field(None, description="tei-bento: prompts in force.")
+
+
+EmbedResponse = Annotated[list[list[float]], "one vector per input"]

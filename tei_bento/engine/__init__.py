@@ -1,0 +1,1 @@
+"""The framework-free serving engine: tokenize, queue, batch, run, post-process."""

@@ -1,0 +1,198 @@
+"""Token-budget dynamic batching: a batch forms the moment the model is free.
+
+There is no waiting window. While a forward pass runs in its own thread, new inputs pile
+up in the queue; when it returns, the next batch is cut from whatever waits. A batch costs
+`longest x count` tokens (the padded shape the model computes) and stays within
+`max_batch_tokens` and `max_batch_requests`.
+
+To waste little compute on padding, the batch is cut from the waiting inputs sorted by
+length, in a window anchored on the oldest input: the oldest always goes next (no
+starvation), and its companions are the inputs closest to it in length.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol
+
+from tei_bento.errors import BackendError, TEIError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(eq=False)
+class WorkItem:
+    """One input waiting for the model; `job` says what to compute for it."""
+
+    ids: list[int]
+    type_ids: list[int]
+    job: Any
+    future: asyncio.Future
+    enqueued_at: float = field(default_factory=time.perf_counter)
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+    @property
+    def length(self) -> int:
+        return len(self.ids)
+
+
+class BatchObserver(Protocol):
+    def batch_formed(self, size: int, tokens: int, padded_tokens: int, queued: int) -> None: ...
+
+
+RunBatch = Callable[[list[WorkItem]], list[Any]]
+
+
+def padded_cost(count: int, longest: int) -> int:
+    return count * longest
+
+
+class Batcher:
+    def __init__(
+        self,
+        run_batch: RunBatch,
+        max_batch_tokens: int,
+        max_batch_requests: int | None = None,
+        observer: BatchObserver | None = None,
+    ) -> None:
+        self._run_batch = run_batch
+        self.max_batch_tokens = max_batch_tokens
+        self.max_batch_requests = max_batch_requests
+        self.observer = observer
+        self._waiting: list[WorkItem] = []  # arrival order
+        self._wakeup: asyncio.Event | None = None
+        self._task: asyncio.Task | None = None
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="model")
+        self.busy = False
+
+    @property
+    def queue_size(self) -> int:
+        return len(self._waiting)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._wakeup = asyncio.Event()
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name="batcher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+        for item in self._waiting:
+            if not item.future.done():
+                item.future.set_exception(BackendError("server is shutting down"))
+        self._waiting.clear()
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def submit(self, items: list[WorkItem]) -> list[Any]:
+        """Queue items and wait for all of them; cancelling the wait drops them from the queue."""
+        self.start()
+        self._waiting.extend(items)
+        assert self._wakeup is not None
+        self._wakeup.set()
+        try:
+            return list(await asyncio.gather(*(item.future for item in items)))
+        except BaseException:
+            for item in items:
+                item.future.cancel()
+            raise
+
+    def _take_batch(self) -> list[WorkItem]:
+        self._waiting = [item for item in self._waiting if not item.future.done()]
+        if not self._waiting:
+            return []
+        limit = self.max_batch_requests or len(self._waiting)
+        longest = max(item.length for item in self._waiting)
+        if len(self._waiting) <= limit and padded_cost(len(self._waiting), longest) <= (
+            self.max_batch_tokens
+        ):
+            batch, self._waiting = self._waiting, []
+            return batch
+        by_length = sorted(self._waiting, key=lambda item: item.length)
+        anchor = self._waiting[0]
+        position = bisect.bisect_left([item.length for item in by_length], anchor.length)
+        while by_length[position] is not anchor:
+            position += 1
+        low = high = position  # window [low, high] in by_length
+        longest = anchor.length
+        while high - low + 1 < limit:
+            below = by_length[low - 1] if low > 0 else None
+            above = by_length[high + 1] if high + 1 < len(by_length) else None
+            if below is None and above is None:
+                break
+            # Shorter neighbours never raise the padded length, so prefer them when they are
+            # as close in length as the next longer one.
+            take_below = above is None or (
+                below is not None and anchor.length - below.length <= above.length - anchor.length
+            )
+            candidate = below if take_below else above
+            new_longest = max(longest, candidate.length)
+            if padded_cost(high - low + 2, new_longest) > self.max_batch_tokens:
+                if take_below or below is None:
+                    break
+                # The longer neighbour does not fit; shorter ones may still.
+                if padded_cost(high - low + 2, longest) > self.max_batch_tokens:
+                    break
+                low -= 1
+                continue
+            longest = new_longest
+            if take_below:
+                low -= 1
+            else:
+                high += 1
+        chosen = by_length[low : high + 1]
+        chosen_ids = {id(item) for item in chosen}
+        self._waiting = [item for item in self._waiting if id(item) not in chosen_ids]
+        return chosen
+
+    async def _loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        assert self._wakeup is not None
+        while True:
+            await self._wakeup.wait()
+            batch = self._take_batch()
+            if not batch:
+                self._wakeup.clear()
+                continue
+            if self.observer is not None:
+                tokens = sum(item.length for item in batch)
+                padded = padded_cost(len(batch), max(item.length for item in batch))
+                self.observer.batch_formed(len(batch), tokens, padded, len(self._waiting))
+            started = time.perf_counter()
+            for item in batch:
+                item.started_at = started
+            self.busy = True
+            try:
+                results = await loop.run_in_executor(self._executor, self._run_batch, batch)
+            except TEIError as exc:
+                self._fail(batch, exc)
+                continue
+            except Exception as exc:  # a failing batch fails its own requests only
+                log.exception("Forward pass failed")
+                self._fail(batch, BackendError(f"inference failed: {exc}"))
+                continue
+            finally:
+                self.busy = False
+            finished = time.perf_counter()
+            for item, result in zip(batch, results):
+                item.finished_at = finished
+                if not item.future.done():
+                    item.future.set_result(result)
+
+    @staticmethod
+    def _fail(batch: list[WorkItem], error: Exception) -> None:
+        finished = time.perf_counter()
+        for item in batch:
+            item.finished_at = finished
+            if not item.future.done():
+                item.future.set_exception(error)

@@ -1,0 +1,62 @@
+"""What to compute for one queued input, and how to cut its answer out of a batch output.
+
+Extraction runs on the model thread, right after the forward pass, so per-input numeric
+work (truncating dimensions, normalizing, sparsifying, softmax) stays off the event loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from tei_bento.model.loaded_model import ForwardOutput
+
+NORM_EPS = 1e-12  # torch.nn.functional.normalize's eps, as sentence-transformers uses
+
+
+def normalize(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), NORM_EPS)
+
+
+@dataclass(frozen=True)
+class EmbedJob:
+    normalize: bool = True
+    dimensions: int | None = None
+    needs_token_states = False
+
+    def extract(self, output: ForwardOutput, row: int) -> np.ndarray:
+        dense = output.pooled if output.pooled is not None else output.sparse
+        assert dense is not None
+        vector = dense[row]
+        if self.dimensions is not None:
+            vector = vector[: self.dimensions]
+        return normalize(vector) if self.normalize else vector
+
+
+@dataclass(frozen=True)
+class TokenStatesJob:
+    needs_token_states = True
+
+    def extract(self, output: ForwardOutput, row: int) -> np.ndarray:
+        return output.token_states[row]
+
+
+@dataclass(frozen=True)
+class SparseJob:
+    needs_token_states = False
+
+    def extract(self, output: ForwardOutput, row: int) -> tuple[np.ndarray, np.ndarray]:
+        assert output.sparse is not None
+        vector = output.sparse[row]
+        indices = np.flatnonzero(vector)
+        return indices, vector[indices]
+
+
+@dataclass(frozen=True)
+class LogitsJob:
+    needs_token_states = False
+
+    def extract(self, output: ForwardOutput, row: int) -> np.ndarray:
+        assert output.logits is not None
+        return output.logits[row]

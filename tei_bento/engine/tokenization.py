@@ -1,0 +1,246 @@
+"""Validation and tokenization in a pool of threads, as TEI's tokenization workers do.
+
+Fast tokenizers release the GIL, so a thread pool tokenizes in parallel with the event
+loop and the forward pass. Each thread owns a tokenizer copy, because truncation is a
+setting on the tokenizer object. Checks follow TEI's order and messages: empty input,
+prompt lookup, character cap, then the token limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Union
+
+from tokenizers import Encoding, Tokenizer
+
+from tei_bento.errors import EmptyError, TokenizerError, ValidationError
+
+MAX_CHAR_MULTIPLIER = 250
+
+TextPair = tuple[str, str]
+Input = Union[str, list[int], TextPair]
+
+
+@dataclass(frozen=True)
+class EncodedInput:
+    ids: list[int]
+    type_ids: list[int]
+    chars: int
+
+
+@dataclass(frozen=True)
+class TokenizedText:
+    """What /tokenize answers for one input: the (prompted) text and its encoding."""
+
+    text: str
+    encoding: Encoding
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    prompts: dict[str, str]
+    default_prompt: str | None = None
+
+    def resolve(self, prompt_name: str | None) -> str | None:
+        if prompt_name is None:
+            return self.default_prompt
+        if not self.prompts:
+            raise ValidationError(
+                f"`default-prompt-name` is set to `{prompt_name}` but no prompts were found "
+                "in the Sentence Transformers configuration"
+            )
+        if prompt_name not in self.prompts:
+            raise ValidationError(
+                f"`default-prompt-name` is set to `{prompt_name}` but it was not found in the "
+                f"Sentence Transformers prompts. Available prompts: {list(self.prompts)}"
+            )
+        return self.prompts[prompt_name]
+
+
+def input_chars(value: Input) -> int:
+    if isinstance(value, str):
+        return len(value)
+    if isinstance(value, tuple):
+        return len(value[0]) + len(value[1])
+    return len(value)
+
+
+def is_empty(value: Input) -> bool:
+    if isinstance(value, tuple):
+        return not value[0] and not value[1]
+    return len(value) == 0
+
+
+class TokenizerPool:
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        max_input_length: int,
+        prompts: PromptConfig,
+        workers: int,
+        lowercase: bool = False,
+    ) -> None:
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        self._json = tokenizer.to_str()
+        self.tokenizer = tokenizer
+        self.vocab_size = tokenizer.get_vocab_size(with_added_tokens=True)
+        self.max_input_length = max_input_length
+        self.prompts = prompts
+        self.lowercase = lowercase
+        self.workers = workers
+        self._local = threading.local()
+        self._executor = ThreadPoolExecutor(workers, thread_name_prefix="tokenizer")
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- async API -------------------------------------------------------------------
+
+    async def encode(
+        self,
+        inputs: list[Input],
+        truncate: bool,
+        direction: str = "right",
+        prompt_name: str | None = None,
+    ) -> list[EncodedInput]:
+        for value in inputs:
+            if is_empty(value):
+                raise EmptyError("`inputs` cannot be empty")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, self._encode_all, inputs, truncate, direction, prompt_name
+        )
+
+    async def tokenize(
+        self, inputs: list[str], add_special_tokens: bool, prompt_name: str | None
+    ) -> list[TokenizedText]:
+        for value in inputs:
+            if is_empty(value):
+                raise EmptyError("`inputs` cannot be empty")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, self._tokenize_all, inputs, add_special_tokens, prompt_name
+        )
+
+    async def decode(self, ids: list[list[int]], skip_special_tokens: bool) -> list[str]:
+        for seq in ids:
+            if not seq:
+                raise EmptyError("`input_ids` cannot be empty")
+            self._check_ids(seq)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor,
+            lambda: self._thread_tokenizer(None, "right").decode_batch(
+                ids, skip_special_tokens=skip_special_tokens
+            ),
+        )
+
+    # -- worker side -----------------------------------------------------------------
+
+    def _thread_tokenizer(self, max_length: int | None, direction: str) -> Tokenizer:
+        local = self._local
+        if not hasattr(local, "tokenizer"):
+            local.tokenizer = Tokenizer.from_str(self._json)
+            local.truncation = (None, "right")
+        if local.truncation != (max_length, direction):
+            if max_length is None:
+                local.tokenizer.no_truncation()
+            else:
+                local.tokenizer.enable_truncation(max_length, direction=direction)
+            local.truncation = (max_length, direction)
+        return local.tokenizer
+
+    def _check_ids(self, ids: list[int]) -> None:
+        for token_id in ids:
+            if token_id < 0 or token_id >= self.vocab_size:
+                raise TokenizerError(
+                    f"token id {token_id} is out of the vocabulary (size {self.vocab_size})"
+                )
+
+    def _prepare_text(self, text: str, prompt: str | None) -> str:
+        if prompt:
+            text = prompt + text
+        if self.lowercase:
+            text = text.lower()
+        return text
+
+    def _encode_all(
+        self, inputs: list[Input], truncate: bool, direction: str, prompt_name: str | None
+    ) -> list[EncodedInput]:
+        prompt = self.prompts.resolve(prompt_name)
+        return [self._encode_one(value, truncate, direction, prompt) for value in inputs]
+
+    def _encode_one(
+        self, value: Input, truncate: bool, direction: str, prompt: str | None
+    ) -> EncodedInput:
+        limit = self.max_input_length
+        chars = input_chars(value)
+        char_limit = limit * MAX_CHAR_MULTIPLIER
+        if chars > char_limit:
+            if not truncate:
+                raise ValidationError(
+                    f"`inputs` must have less than {char_limit} characters. Given: {chars}"
+                )
+            value = _cut_chars(value, char_limit)
+        if isinstance(value, list):
+            self._check_ids(value)
+            if prompt:
+                value = self._thread_tokenizer(None, direction).decode(value)
+            else:
+                return self._ids_input(value, truncate, direction, chars)
+        tokenizer = self._thread_tokenizer(limit if truncate else None, direction)
+        try:
+            if isinstance(value, tuple):
+                if prompt:
+                    raise ValidationError("`prompt_name` cannot be set with dual inputs")
+                first, second = (self._prepare_text(v, None) for v in value)
+                encoding = tokenizer.encode(first, second)
+            else:
+                encoding = tokenizer.encode(self._prepare_text(value, prompt))
+        except ValidationError:
+            raise
+        except Exception as exc:  # tokenizers raises plain Exceptions
+            raise TokenizerError(str(exc)) from exc
+        if len(encoding.ids) > limit:
+            raise ValidationError(
+                f"`inputs` must have less than {limit} tokens. Given: {len(encoding.ids)}"
+            )
+        return EncodedInput(encoding.ids, encoding.type_ids, chars)
+
+    def _ids_input(
+        self, ids: list[int], truncate: bool, direction: str, chars: int
+    ) -> EncodedInput:
+        limit = self.max_input_length
+        if len(ids) > limit:
+            if not truncate:
+                raise ValidationError(
+                    f"`inputs` must have less than {limit} tokens. Given: {len(ids)}"
+                )
+            ids = ids[-limit:] if direction == "left" else ids[:limit]
+        return EncodedInput(list(ids), [0] * len(ids), chars)
+
+    def _tokenize_all(
+        self, inputs: list[str], add_special_tokens: bool, prompt_name: str | None
+    ) -> list[TokenizedText]:
+        prompt = self.prompts.resolve(prompt_name)
+        tokenizer = self._thread_tokenizer(None, "right")
+        results = []
+        for value in inputs:
+            text = self._prepare_text(value, prompt)
+            try:
+                encoding = tokenizer.encode(text, add_special_tokens=add_special_tokens)
+            except Exception as exc:
+                raise TokenizerError(str(exc)) from exc
+            results.append(TokenizedText(text, encoding))
+        return results
+
+
+def _cut_chars(value: Input, limit: int) -> Input:
+    if isinstance(value, tuple):
+        first = value[0][:limit]
+        return (first, value[1][: max(0, limit - len(first))])
+    return value[:limit]

@@ -1,0 +1,1 @@
+"""Everything about the model folder and the forward pass; nothing about HTTP."""
