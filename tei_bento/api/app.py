@@ -11,7 +11,14 @@ from prometheus_client import CollectorRegistry
 from starlette.responses import RedirectResponse
 
 from tei_bento import __version__
-from tei_bento.api import routes_dispatch, routes_embed, routes_meta, routes_openai, routes_tokens
+from tei_bento.api import (
+    routes_dispatch,
+    routes_embed,
+    routes_meta,
+    routes_openai,
+    routes_rank,
+    routes_tokens,
+)
 from tei_bento.api.context import ApiContext
 from tei_bento.api.errors import install_error_handlers
 from tei_bento.api.metrics import Metrics
@@ -40,7 +47,14 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(AssumeJsonMiddleware)
     app.add_middleware(PayloadLimitMiddleware, limit=settings.payload_limit)
-    for module in (routes_meta, routes_embed, routes_openai, routes_tokens, routes_dispatch):
+    for module in (
+        routes_meta,
+        routes_embed,
+        routes_rank,
+        routes_openai,
+        routes_tokens,
+        routes_dispatch,
+    ):
         app.include_router(module.router)
 
     @app.get("/api-doc/openapi.json", include_in_schema=False)

@@ -1,7 +1,7 @@
 """Task-dispatched routes: POST /, POST /invocations (SageMaker, HF Inference) and /vertex.
 
 The loaded model decides the route: an embedding model embeds (or compares sentences when
-TASK=sentence-similarity), a SPLADE model sparse-embeds, a reranker reranks and a
+TASK=sentence-similarity or the body is the sentence-similarity form, which TEI refuses), a SPLADE model sparse-embeds, a reranker reranks and a
 classifier predicts. Each body is validated against that route's own schema.
 """
 
@@ -17,7 +17,7 @@ from pydantic import BaseModel
 from pydantic import ValidationError as PydanticValidationError
 from starlette.responses import Response
 
-from tei_bento.api import routes_embed
+from tei_bento.api import routes_embed, routes_rank
 from tei_bento.api.context import context_of
 from tei_bento.api.responses import JSONResponse
 from tei_bento.api.routes_embed import ERRORS
@@ -34,8 +34,16 @@ def register(task: Task, schema: type[BaseModel], handler: Handler) -> None:
     _routes[task] = (schema, handler)
 
 
-def _route_for(task: Task) -> tuple[type[BaseModel], Handler]:
-    if task is Task.EMBEDDING and os.environ.get("TASK") == "sentence-similarity":
+def _asks_for_similarity(data: Any) -> bool:
+    """The Hugging Face sentence-similarity body: `{"inputs": {"source_sentence", ...}}`."""
+    inputs = data.get("inputs") if isinstance(data, dict) else None
+    return isinstance(inputs, dict) and "source_sentence" in inputs
+
+
+def _route_for(task: Task, data: Any) -> tuple[type[BaseModel], Handler]:
+    if task is Task.EMBEDDING and (
+        os.environ.get("TASK") == "sentence-similarity" or _asks_for_similarity(data)
+    ):
         return routes_embed.SimilarityRequest, routes_embed.similarity
     return _routes[task]
 
@@ -49,7 +57,7 @@ async def _parse(request: Request) -> Any:
 
 
 async def _dispatch(data: Any, request: Request) -> Response:
-    schema, handler = _route_for(context_of(request).require_engine().task)
+    schema, handler = _route_for(context_of(request).require_engine().task, data)
     try:
         body = schema.model_validate(data)
     except PydanticValidationError as exc:
@@ -79,3 +87,5 @@ async def vertex(request: Request) -> Response:
 
 register(Task.EMBEDDING, routes_embed.EmbedRequest, routes_embed.embed)
 register(Task.SPLADE, routes_embed.EmbedSparseRequest, routes_embed.embed_sparse)
+register(Task.RERANKER, routes_rank.RerankRequest, routes_rank.rerank)
+register(Task.CLASSIFIER, routes_rank.PredictRequest, routes_rank.predict)

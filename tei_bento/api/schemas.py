@@ -182,3 +182,90 @@ class Info(TEIModel):
 
 
 EmbedResponse = Annotated[list[list[float]], "one vector per input"]
+
+
+# -- rerank and predict --------------------------------------------------------------
+
+
+class Document(TEIModel):
+    text: str
+
+
+class RerankRequest(TruncationParams):
+    """TEI's form (`texts`) or the Dify / FastGPT / Cohere / Jina form (`documents`)."""
+
+    query: str = Field(..., examples=["What is Deep Learning?"])
+    texts: Optional[list[str]] = Field(None, examples=[["Deep Learning is ..."]])
+    documents: Optional[list[Union[str, Document]]] = Field(
+        None, description="Instead of `texts`: answers `{\"results\": [...]}` (Cohere / Dify form)."
+    )
+    raw_scores: bool = False
+    return_text: bool = False
+    top_n: Optional[int] = Field(None, ge=0, description="Keep the best `top_n` results.")
+    return_documents: Optional[bool] = Field(
+        None, description="Cohere form: include each document (default: false)."
+    )
+    model: Optional[str] = None
+
+    @property
+    def document_texts(self) -> list[str]:
+        return [d if isinstance(d, str) else d.text for d in self.documents or []]
+
+
+class Rank(TEIModel):
+    index: int
+    score: float
+    text: Optional[str] = None
+
+
+class RelevanceResult(TEIModel):
+    index: int
+    relevance_score: float
+    document: Optional[Document] = None
+
+
+class RerankResults(TEIModel):
+    """The Cohere / Jina / Dify answer."""
+
+    model: str
+    results: list[RelevanceResult]
+    usage: dict[str, int]
+
+
+class PredictRequest(TruncationParams):
+    inputs: Union[str, list[str], list[list[str]]] = Field(
+        ..., examples=["I like you. I love you."],
+        description="A text, one pair `[a, b]`, or a batch `[[a], [a, b], ...]`.",
+    )
+    raw_scores: bool = False
+
+    @field_validator("inputs")
+    @classmethod
+    def _shape(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            rows = value if value and isinstance(value[0], list) else [value]
+            for row in rows:
+                if len(row) not in (1, 2):
+                    raise ValueError(
+                        f"invalid length {len(row)}, expected a string, a pair of strings "
+                        "[string, string] or a batch of mixed strings and pairs "
+                        "[[string], [string, string], ...]"
+                    )
+        return value
+
+    def as_batch(self) -> tuple[list[Input], bool]:
+        value = self.inputs
+        if isinstance(value, str):
+            return [value], False
+        if value and isinstance(value[0], list):
+            return [_predict_input(row) for row in value], True
+        return [_predict_input(value)], False
+
+
+def _predict_input(row: list[str]) -> Input:
+    return row[0] if len(row) == 1 else (row[0], row[1])
+
+
+class Prediction(TEIModel):
+    score: float
+    label: str

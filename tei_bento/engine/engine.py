@@ -15,7 +15,7 @@ from typing import Any, Generic, TypeVar
 
 from tei_bento import __version__
 from tei_bento.engine.batcher import BatchObserver, Batcher, WorkItem
-from tei_bento.engine.jobs import EmbedJob, LogitsJob, SparseJob, TokenStatesJob
+from tei_bento.engine.jobs import EmbedJob, ScoreJob, SparseJob, TokenStatesJob
 from tei_bento.engine.loading import LoadedEngineParts, load_parts
 from tei_bento.engine.permits import Permits
 from tei_bento.engine.tokenization import Input, TokenizedText
@@ -197,15 +197,35 @@ class Engine:
         self.check_batch(len(inputs))
         return await self._infer(inputs, SparseJob(), truncate, direction, prompt_name)
 
-    async def logits(
+    async def predict(
         self,
         inputs: list[Input],
+        raw_scores: bool = False,
         truncate: bool | None = None,
         direction: str = "right",
     ) -> Result[Any]:
-        """Raw classifier logits per input (a text or a text pair); heads turn them into scores."""
+        """Label scores per input (a text or a text pair), one permit per input."""
+        self.require_task(Task.CLASSIFIER, Task.RERANKER, message="Model is not a classifier model")
         self.check_batch(len(inputs))
-        return await self._infer(inputs, LogitsJob(), truncate, direction, None)
+        return await self._infer(inputs, ScoreJob(raw_scores), truncate, direction, None)
+
+    async def rerank(
+        self,
+        query: str,
+        texts: list[str],
+        raw_scores: bool = False,
+        truncate: bool | None = None,
+        direction: str = "right",
+    ) -> Result[Any]:
+        """One score per (query, text) pair, in the order of `texts`; one permit per pair."""
+        if not texts:
+            raise EmptyError("`texts` cannot be empty").without_prefix()
+        self.require_task(Task.RERANKER, message="model is not a re-ranker model")
+        self.check_batch(len(texts))
+        pairs: list[Input] = [(query, text) for text in texts]
+        result = await self._infer(pairs, ScoreJob(raw_scores), truncate, direction, None)
+        result.values = [float(scores[0]) for scores in result.values]
+        return result
 
     async def tokenize(
         self, inputs: list[str], add_special_tokens: bool = True, prompt_name: str | None = None

@@ -53,10 +53,28 @@ class SparseJob:
         return indices, vector[indices]
 
 
+def sigmoid(values: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-values))
+
+
+def softmax(values: np.ndarray) -> np.ndarray:
+    shifted = np.exp(values - values.max())
+    return shifted / shifted.sum()
+
+
 @dataclass(frozen=True)
-class LogitsJob:
+class ScoreJob:
+    """Classifier scores: softmax over labels, sigmoid for a single label, or raw logits.
+
+    These are the activations sentence-transformers' CrossEncoder and TEI apply by default.
+    """
+
+    raw_scores: bool = False
     needs_token_states = False
 
     def extract(self, output: ForwardOutput, row: int) -> np.ndarray:
         assert output.logits is not None
-        return output.logits[row]
+        logits = output.logits[row].astype(np.float64)
+        if self.raw_scores:
+            return logits
+        return sigmoid(logits) if logits.shape[0] == 1 else softmax(logits)

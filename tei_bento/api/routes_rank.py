@@ -1,0 +1,104 @@
+"""Cross-encoder and classifier routes: /rerank, /v1/rerank, /predict.
+
+`/rerank` answers TEI's list when given `texts`, and the Cohere / Jina / Dify / FastGPT
+`{"results": [...]}` when given `documents`; `/v1/rerank` always answers the latter.
+Results are sorted as TEI sorts them: ascending (stable), then reversed, so equal scores
+list the later index first.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from tei_bento.api.context import context_of
+from tei_bento.api.routes_embed import ERRORS
+from tei_bento.api.schemas import Prediction, Rank, RerankRequest, RerankResults, PredictRequest
+from tei_bento.errors import BackendError, EmptyError
+
+router = APIRouter(tags=["Text Embeddings Inference"])
+
+
+def tei_order(scores: list[float]) -> list[int]:
+    """Indices by descending score; ties keep TEI's order (later index first)."""
+    return list(reversed(sorted(range(len(scores)), key=lambda i: scores[i])))
+
+
+def _check_finite(scores: list[float]) -> None:
+    if any(math.isnan(s) for s in scores):
+        raise BackendError("score is NaN")
+
+
+async def _rerank(body: RerankRequest, request: Request, cohere_form: bool) -> Response:
+    context = context_of(request)
+    texts = body.texts if body.texts is not None else body.document_texts
+    if body.texts is None and body.documents is None:
+        raise EmptyError("`texts` cannot be empty").without_prefix()
+    context.count_request(True)
+    context.metrics.predict_count.inc()
+    result = await context.require_engine().rerank(
+        body.query,
+        texts,
+        raw_scores=body.raw_scores,
+        truncate=body.truncate,
+        direction=body.direction,
+    )
+    scores = result.values
+    _check_finite(scores)
+    order = tei_order(scores)
+    if body.top_n is not None:
+        order = order[: body.top_n]
+    if cohere_form or body.texts is None:
+        with_documents = bool(body.return_documents or body.return_text)
+        content: Any = {
+            "model": context.served_model_name,
+            "results": [
+                {"index": i, "relevance_score": scores[i]}
+                | ({"document": {"text": texts[i]}} if with_documents else {})
+                for i in order
+            ],
+            "usage": {"total_tokens": result.timings.tokens},
+        }
+    else:
+        content = [
+            {"index": i, "score": scores[i]} | ({"text": texts[i]} if body.return_text else {})
+            for i in order
+        ]
+    return context.reply(content, result.timings, True, kind="predict")
+
+
+@router.post("/rerank", response_model=list[Rank] | RerankResults, responses=ERRORS)
+async def rerank(body: RerankRequest, request: Request) -> Response:
+    """Score `texts` (or `documents`) against `query` with a cross-encoder, best first."""
+    return await _rerank(body, request, cohere_form=False)
+
+
+@router.post("/v1/rerank", response_model=RerankResults, responses=ERRORS)
+async def rerank_v1(body: RerankRequest, request: Request) -> Response:
+    """Cohere / Jina rerank: `documents`, `top_n`, `return_documents`."""
+    return await _rerank(body, request, cohere_form=True)
+
+
+@router.post("/predict", response_model=list[Prediction] | list[list[Prediction]], responses=ERRORS)
+async def predict(body: PredictRequest, request: Request) -> Response:
+    """Label scores for a text, a text pair, or a batch of both, best first."""
+    context = context_of(request)
+    inputs, batch = body.as_batch()
+    context.count_request(batch)
+    context.metrics.predict_count.inc()
+    engine = context.require_engine()
+    result = await engine.predict(
+        inputs, raw_scores=body.raw_scores, truncate=body.truncate, direction=body.direction
+    )
+    id2label = engine.info.id2label
+    answers = []
+    for scores in result.values:
+        values = [float(s) for s in scores]
+        _check_finite(values)
+        answers.append(
+            [{"score": values[i], "label": id2label.get(i, f"LABEL_{i}")} for i in tei_order(values)]
+        )
+    return context.reply(answers if batch else answers[0], result.timings, batch, kind="predict")

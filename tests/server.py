@@ -1,0 +1,92 @@
+"""Start real server processes for HTTP tests, and stop them at the end of the session."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        BENTOML_DO_NOT_TRACK="true",
+        OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "2"),
+    )
+    for key in ("MODEL_ID", "API_KEY", "POOLING", "DTYPE"):  # never leak the caller's settings
+        env.pop(key, None)
+    env.update(extra or {})
+    return env
+
+
+@dataclass
+class Server:
+    command: list[str]
+    env: dict[str, str]
+    port: int
+    process: subprocess.Popen | None = None
+    log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(suffix=".log")[1]))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 180) -> "Server":
+        log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            self.command, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log()}")
+            try:
+                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.25)
+        self.stop()
+        raise RuntimeError(f"server did not become healthy in {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def tei_bento_server(*args: str, env: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    command = [sys.executable, "-m", "tei_bento.cli", "serve", "--port", str(port), *args]
+    return Server(command, test_env(env), port)
+
+
+def bentoml_server(*bento_args: str, env: dict[str, str] | None = None, target: str = "service:TEIBento") -> Server:
+    port = free_port()
+    bentoml = str(Path(sys.executable).with_name("bentoml"))
+    command = [bentoml, "serve", target, "--port", str(port), *bento_args]
+    return Server(command, test_env(env), port)
