@@ -63,14 +63,20 @@ def max_input_length(settings: Settings, base: int) -> int:
     return settings.max_batch_tokens
 
 
-def _load_tokenizer(folder: Any) -> Any:
+def _load_tokenizer(folder: Any) -> tuple[Any, int | None]:
+    """The fast tokenizer exactly as transformers builds it (what sentence-transformers uses).
+
+    transformers 5 rebuilds normalizer and pre-tokenizer from the tokenizer class rather than
+    reading tokenizer.json verbatim, so the raw file alone could tokenize differently.
+    """
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder)
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is None:
         raise RuntimeError(f"`{folder}` has no fast tokenizer (tokenizer.json) that can be used")
-    return backend
+    limit = getattr(tokenizer, "model_max_length", None)
+    return backend, (int(limit) if limit and limit < 1_000_000 else None)
 
 
 def load_parts(settings: Settings, version: str) -> LoadedEngineParts:
@@ -98,7 +104,11 @@ def load_parts(settings: Settings, version: str) -> LoadedEngineParts:
     )
     model = LoadedModel(folder, config, task, pooling, placement, st_config, settings.dense_path)
 
-    limits = [x for x in (st_config.max_seq_length, max_positions(config)) if x]
+    tokenizer, tokenizer_limit = _load_tokenizer(folder)
+    # sentence-transformers' max_seq_length wins; without it, the tokenizer's and the position
+    # table's limits apply, as they do in SentenceTransformer.
+    declared = st_config.max_seq_length or tokenizer_limit
+    limits = [x for x in (declared, max_positions(config)) if x]
     base_length = min(limits) if limits else settings.max_batch_tokens
     input_limit = max_input_length(settings, base_length)
 
@@ -112,7 +122,7 @@ def load_parts(settings: Settings, version: str) -> LoadedEngineParts:
         default_prompt = st_config.prompts[default_name]
     workers = settings.tokenization_workers or available_cores()
     tokenizers = TokenizerPool(
-        _load_tokenizer(folder),
+        tokenizer,
         input_limit,
         PromptConfig(st_config.prompts, default_prompt),
         workers,

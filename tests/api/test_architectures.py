@@ -1,0 +1,145 @@
+"""Every supported architecture, served over HTTP, equals SentenceTransformer on its folder.
+
+One tiny random model per architecture is built once per session and served by its own
+real server; each case compares /embed with `SentenceTransformer(folder).encode(...)`.
+Features are spread over the architectures (CLS and last-token pooling, Dense modules,
+prompts, a short max_seq_length) so each is exercised through a real server at least once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+
+from tests.model_factory import ARCHITECTURES, DECODER_ARCHITECTURES, build_embedding_model
+from tests.reference import assert_same_vectors
+
+PROMPTS = {"query": "query: ", "passage": "passage: "}
+TEXTS = [
+    "the cat sat on the mat",
+    "a much longer sentence about the weather and the sea and the mountains far away",
+    "numbers 12345 and UPPER case and unknown wörds ✓",
+]
+LONG = " ".join(["the quick brown fox jumps over the lazy dog"] * 12)
+
+
+@dataclass(frozen=True)
+class Variant:
+    pooling: str
+    dense_layers: tuple = ()
+    max_seq_length: int | None = 24
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+VARIANTS = {
+    "bert": Variant("cls", dense_layers=((32, 16, "tanh"), (16, 8, "identity"))),
+    "roberta": Variant("mean", max_seq_length=20),
+    "xlm-roberta": Variant("mean", dense_layers=((32, 24, "relu"),)),
+    "camembert": Variant("cls"),
+    "distilbert": Variant("mean", max_seq_length=None),
+    "mpnet": Variant("mean"),
+    "deberta-v2": Variant("cls"),
+    "modernbert": Variant("mean"),
+    "qwen2": Variant("lasttoken"),
+    "qwen3": Variant("lasttoken", dense_layers=((32, 16, "identity"),)),
+    "mistral": Variant("lasttoken"),
+}
+
+
+@pytest.fixture(scope="session")
+def served_architectures(models_dir, server_pool):
+    cache: dict[str, tuple[Any, Any, Path]] = {}
+
+    def get(arch: str):
+        if arch not in cache:
+            from sentence_transformers import SentenceTransformer
+
+            variant = VARIANTS[arch]
+            folder = build_embedding_model(
+                models_dir / f"embed-{arch}",
+                arch,
+                pooling=variant.pooling,
+                dense_layers=variant.dense_layers,
+                max_seq_length=variant.max_seq_length,
+                prompts=PROMPTS,
+            )
+            server = server_pool("--model-id", str(folder))
+            reference = SentenceTransformer(str(folder), device="cpu")
+            cache[arch] = (server, reference, folder)
+        return cache[arch]
+
+    return get
+
+
+def embed(server, **body) -> np.ndarray:
+    response = requests.post(server.url + "/embed", json=body, timeout=60)
+    assert response.status_code == 200, response.text
+    return np.asarray(response.json())
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_embeddings_match_sentence_transformers(arch, served_architectures):
+    server, reference, _ = served_architectures(arch)
+    expected = reference.encode(TEXTS, normalize_embeddings=True)
+    assert_same_vectors(embed(server, inputs=TEXTS), expected)
+    raw = reference.encode(TEXTS)
+    assert_same_vectors(embed(server, inputs=TEXTS, normalize=False), raw)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_prompts_dimensions_and_truncation(arch, served_architectures):
+    server, reference, _ = served_architectures(arch)
+    expected = reference.encode(TEXTS, prompt_name="query", normalize_embeddings=True)
+    assert_same_vectors(embed(server, inputs=TEXTS, prompt_name="query"), expected)
+
+    raw = reference.encode(TEXTS)[:, :4]
+    cut = embed(server, inputs=TEXTS, dimensions=4)
+    assert_same_vectors(cut, raw / np.linalg.norm(raw, axis=1, keepdims=True))
+
+    assert_same_vectors(
+        embed(server, inputs=[LONG], normalize=False, truncate=True), reference.encode([LONG])
+    )
+    reference.tokenizer.truncation_side = "left"
+    try:
+        left = reference.encode([LONG + " final words"])
+    finally:
+        reference.tokenizer.truncation_side = "right"
+    got = embed(
+        server,
+        inputs=[LONG + " final words"],
+        normalize=False,
+        truncate=True,
+        truncation_direction="left",
+    )
+    assert_same_vectors(got, left)
+
+
+@pytest.mark.parametrize("arch", ["bert", "qwen3"])
+def test_batch_does_not_change_an_embedding(arch, served_architectures):
+    server, _, _ = served_architectures(arch)
+    alone = embed(server, inputs=["short one"], normalize=False)
+    batch = embed(server, inputs=[LONG, "short one", TEXTS[1]], normalize=False)
+    assert_same_vectors(batch[1:2], alone, min_cosine=0.999999, atol=1e-5)
+
+
+def test_decoders_pool_the_last_token(served_architectures):
+    for arch in DECODER_ARCHITECTURES:
+        server, _, _ = served_architectures(arch)
+        info = requests.get(server.url + "/info").json()
+        assert info["model_type"] == {"embedding": {"pooling": "last_token"}}
+
+
+def test_pooling_override_changes_the_answer(served_architectures, server_pool):
+    _, reference, folder = served_architectures("bert")
+    server = server_pool("--model-id", str(folder), "--pooling", "mean")
+    from sentence_transformers import SentenceTransformer, models
+
+    transformer = reference[0]
+    pooling = models.Pooling(transformer.get_embedding_dimension(), "mean")
+    mean_model = SentenceTransformer(modules=[transformer, pooling, *list(reference)[2:]], device="cpu")
+    assert_same_vectors(embed(server, inputs=TEXTS, normalize=False), mean_model.encode(TEXTS))
