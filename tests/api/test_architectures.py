@@ -143,3 +143,14 @@ def test_pooling_override_changes_the_answer(served_architectures, server_pool):
     pooling = models.Pooling(transformer.get_embedding_dimension(), "mean")
     mean_model = SentenceTransformer(modules=[transformer, pooling, *list(reference)[2:]], device="cpu")
     assert_same_vectors(embed(server, inputs=TEXTS, normalize=False), mean_model.encode(TEXTS))
+
+
+def test_dense_path_selects_one_dense_module(served_architectures, server_pool):
+    _, reference, folder = served_architectures("bert")
+    server = server_pool("--model-id", str(folder), "--dense-path", "2_Dense")
+    from sentence_transformers import SentenceTransformer
+
+    first_dense_only = SentenceTransformer(modules=list(reference)[:3], device="cpu")
+    got = embed(server, inputs=TEXTS, normalize=False)
+    assert got.shape == (len(TEXTS), 16)
+    assert_same_vectors(got, first_dense_only.encode(TEXTS))
