@@ -72,6 +72,20 @@ def configure_logging(settings: Settings, level: str = "info") -> None:
     setup_logging(json_output=settings.json_output, level=level.upper())
 
 
+def serve_prometheus(settings: Settings, registry: object) -> None:
+    """Metrics on --prometheus-port too (TEI binds it); best effort, /metrics always works."""
+    from prometheus_client import start_http_server
+
+    try:
+        start_http_server(settings.prometheus_port, addr=settings.hostname, registry=registry)
+    except OSError as exc:
+        logging.getLogger("tei_bento").warning(
+            "Prometheus port %s unavailable (%s); metrics stay on /metrics",
+            settings.prometheus_port,
+            exc,
+        )
+
+
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
@@ -91,6 +105,7 @@ def serve(args: argparse.Namespace) -> None:
         logging.getLogger("tei_bento").error("Could not load the model: %s", exc)
         raise SystemExit(f"tei-bento: could not load model `{settings.model_id}`: {exc}") from exc
     app = create_app(settings, engine)
+    serve_prometheus(settings, app.state.context.metrics.registry)
     logging.getLogger("tei_bento").info(
         "Ready: serving %s on http://%s:%s", settings.model_id, settings.hostname, settings.port
     )

@@ -7,6 +7,7 @@ The same app is served by uvicorn (`tei-bento serve`) and mounted on the BentoML
 from __future__ import annotations
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
 from starlette.responses import RedirectResponse
 
@@ -19,6 +20,7 @@ from tei_bento.api import (
     routes_rank,
     routes_tokens,
 )
+from tei_bento.api.auth import ApiKeyMiddleware
 from tei_bento.api.context import ApiContext
 from tei_bento.api.errors import install_error_handlers
 from tei_bento.api.metrics import Metrics
@@ -28,7 +30,7 @@ from tei_bento.settings import Settings
 
 DESCRIPTION = (
     "A drop-in replacement for Hugging Face text-embeddings-inference, served by BentoML. "
-    "Errors answer `{\"error\", \"error_type\"}` with TEI's status codes."
+    'Errors answer `{"error", "error_type"}` with TEI\'s status codes.'
 )
 
 
@@ -45,8 +47,20 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     if engine is not None:
         engine.batcher.observer = metrics
     install_error_handlers(app)
+    # Starlette runs the last-added middleware first: CORS answers preflights, then the API
+    # key is checked, then the body size, before any body is parsed.
     app.add_middleware(AssumeJsonMiddleware)
     app.add_middleware(PayloadLimitMiddleware, limit=settings.payload_limit)
+    if settings.api_key:
+        app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
+    origins = settings.cors_allow_origin or ["*"]
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["content-type", "authorization"],
+        expose_headers=["x-compute-time", "x-total-time", "x-compute-tokens"],
+    )
     for module in (
         routes_meta,
         routes_embed,

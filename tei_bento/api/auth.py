@@ -1,0 +1,66 @@
+"""`--api-key`: inference routes need `Authorization: Bearer <key>`; probes stay open.
+
+The key is compared in constant time so response timing does not leak it. Health, ping,
+metrics and docs stay open as in TEI, so orchestrators and scrapers need no secret.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from tei_bento.api.responses import dumps
+
+OPEN_PATHS = frozenset(
+    {
+        "/health",
+        "/ping",
+        "/metrics",
+        "/docs",
+        "/openapi.json",
+        "/api-doc/openapi.json",
+        "/docs/oauth2-redirect",
+    }
+)
+
+
+class ApiKeyMiddleware:
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self.expected = f"Bearer {api_key}".encode()
+
+    def _is_open(self, scope: Scope) -> bool:
+        path = scope.get("path", "")
+        return (
+            path in OPEN_PATHS
+            or (path == "/" and scope.get("method") in ("GET", "HEAD"))
+            or (scope.get("method") == "OPTIONS")
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._is_open(scope):
+            await self.app(scope, receive, send)
+            return
+        supplied = dict(scope.get("headers") or []).get(b"authorization", b"")
+        if hmac.compare_digest(supplied, self.expected):
+            await self.app(scope, receive, send)
+            return
+        body = dumps(
+            {
+                "error": "Unauthorized: a valid `Authorization: Bearer <api-key>` header is required",
+                "error_type": "Unauthorized",
+            }
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 401,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", b"Bearer"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
