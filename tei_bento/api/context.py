@@ -34,7 +34,9 @@ class ApiContext:
     def count_request(self, batch: bool) -> None:
         self.metrics.request_count.labels(method="batch" if batch else "single").inc()
 
-    def reply(self, content: Any, timings: Timings, batch: bool, kind: str = "embed") -> JSONResponse:
+    def reply(
+        self, content: Any, timings: Timings, batch: bool, kind: str = "embed"
+    ) -> JSONResponse:
         """A successful inference answer: TEI's headers and metrics recorded."""
         now = time.perf_counter()
         m = self.metrics

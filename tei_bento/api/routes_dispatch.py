@@ -53,11 +53,22 @@ async def _parse(request: Request) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": str(exc), "ctx": {"error": str(exc)}}])
+        raise RequestValidationError(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ("body",),
+                    "msg": str(exc),
+                    "ctx": {"error": str(exc)},
+                }
+            ]
+        )
 
 
-async def _dispatch(data: Any, request: Request) -> Response:
-    schema, handler = _route_for(context_of(request).require_engine().task, data)
+async def _dispatch(
+    data: Any, request: Request, route: tuple[type[BaseModel], Handler] | None = None
+) -> Response:
+    schema, handler = route or _route_for(context_of(request).require_engine().task, data)
     try:
         body = schema.model_validate(data)
     except PydanticValidationError as exc:
@@ -80,7 +91,10 @@ async def vertex(request: Request) -> Response:
         raise ValidationError("missing field `instances`").without_prefix()
     predictions = []
     for instance in data["instances"]:
-        response = await _dispatch(instance, request)
+        # TEI reranks an instance shaped like a rerank request whatever the model (so a
+        # non-reranker answers 424 "model is not a re-ranker model", not a parse error).
+        reranks = isinstance(instance, dict) and "query" in instance and "texts" in instance
+        response = await _dispatch(instance, request, _routes[Task.RERANKER] if reranks else None)
         predictions.append(orjson.loads(response.body))
     return JSONResponse({"predictions": predictions})
 

@@ -24,10 +24,7 @@ from tei_bento.api.schemas import (
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["OpenAI compatible"])
-ERRORS = {
-    status: {"model": OpenAIErrorResponse}
-    for status in (400, 413, 422, 424, 429)
-}
+ERRORS = {status: {"model": OpenAIErrorResponse} for status in (400, 413, 422, 424, 429)}
 
 
 def encode_base64(vector: np.ndarray) -> str:

@@ -99,6 +99,9 @@ async def predict(body: PredictRequest, request: Request) -> Response:
         values = [float(s) for s in scores]
         _check_finite(values)
         answers.append(
-            [{"score": values[i], "label": id2label.get(i, f"LABEL_{i}")} for i in tei_order(values)]
+            [
+                {"score": values[i], "label": id2label.get(i, f"LABEL_{i}")}
+                for i in tei_order(values)
+            ]
         )
     return context.reply(answers if batch else answers[0], result.timings, batch, kind="predict")

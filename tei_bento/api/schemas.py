@@ -197,7 +197,7 @@ class RerankRequest(TruncationParams):
     query: str = Field(..., examples=["What is Deep Learning?"])
     texts: Optional[list[str]] = Field(None, examples=[["Deep Learning is ..."]])
     documents: Optional[list[Union[str, Document]]] = Field(
-        None, description="Instead of `texts`: answers `{\"results\": [...]}` (Cohere / Dify form)."
+        None, description='Instead of `texts`: answers `{"results": [...]}` (Cohere / Dify form).'
     )
     raw_scores: bool = False
     return_text: bool = False
@@ -234,7 +234,8 @@ class RerankResults(TEIModel):
 
 class PredictRequest(TruncationParams):
     inputs: Union[str, list[str], list[list[str]]] = Field(
-        ..., examples=["I like you. I love you."],
+        ...,
+        examples=["I like you. I love you."],
         description="A text, one pair `[a, b]`, or a batch `[[a], [a, b], ...]`.",
     )
     raw_scores: bool = False

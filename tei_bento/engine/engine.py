@@ -64,9 +64,7 @@ class Engine:
         self.healthy = True
 
     @classmethod
-    def from_settings(
-        cls, settings: Settings, observer: BatchObserver | None = None
-    ) -> "Engine":
+    def from_settings(cls, settings: Settings, observer: BatchObserver | None = None) -> "Engine":
         return cls(settings, load_parts(settings, __version__), observer)
 
     @property

@@ -8,6 +8,8 @@ TEI's order; the Dify and Cohere forms must give the same order and scores.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import requests
@@ -24,7 +26,7 @@ TEXTS = [
     "capital",
     "France France France, Paris Paris.",
 ]
-LONG_QUERY = " ".join(["how many people live in the capital of france"] * 10)
+LONG_QUERY = " ".join(["how many people live in the capital of france"] * 16)
 LONG_TEXT = " ".join(["the quick brown fox jumps over the lazy dog near the river bank"] * 12)
 
 
@@ -54,7 +56,7 @@ def rerank(server, **body):
 
 def expected_ranking(scores) -> list[int]:
     """TEI's order: ascending stable sort, then reversed (ties: higher index first)."""
-    return list(reversed(sorted(range(len(scores)), key=lambda i: scores[i])))
+    return list(reversed(sorted(range(len(scores)), key=lambda i: scores[i])))  # noqa: C413
 
 
 def reference_scores(cross_encoder, query: str, texts: list[str], raw: bool = False) -> np.ndarray:
@@ -68,7 +70,7 @@ def assert_ranked_like(answer, expected: np.ndarray, score_key: str = "score") -
     got = np.asarray([item[score_key] for item in answer], dtype=np.float64)
     assert sorted(indices) == list(range(len(expected)))
     np.testing.assert_allclose(got, expected[indices], rtol=1e-5, atol=1e-6)
-    assert all(a >= b for a, b in zip(got, got[1:])), got  # best first
+    assert all(a >= b for a, b in itertools.pairwise(got)), got  # best first
     # Same order as sorting the reference (the scores here are far apart, no near-ties).
     assert indices == expected_ranking(list(expected))
 
@@ -99,10 +101,13 @@ def test_long_pairs_are_truncated_like_the_tokenizer(arch, reranker_server, cros
 
     texts = [LONG_TEXT, "short text"]
     for query in (LONG_QUERY, "short query"):
+        by_direction = {}
         for direction in ("right", "left"):
             reference.tokenizer.truncation_side = direction
             try:
-                expected = reference_scores(reference, query, texts, raw=True)
+                expected = by_direction[direction] = reference_scores(
+                    reference, query, texts, raw=True
+                )
             finally:
                 reference.tokenizer.truncation_side = "right"
             answer = rerank(
@@ -115,17 +120,26 @@ def test_long_pairs_are_truncated_like_the_tokenizer(arch, reranker_server, cros
             )
             got = {item["index"]: item["score"] for item in answer}
             np.testing.assert_allclose(
-                [got[0], got[1]], expected, rtol=1e-5, atol=1e-6, err_msg=f"{query[:12]} {direction}"
+                [got[0], got[1]],
+                expected,
+                rtol=1e-5,
+                atol=1e-6,
+                err_msg=f"{query[:12]} {direction}",
             )
+        assert by_direction["left"][0] != pytest.approx(by_direction["right"][0])  # cut differently
 
     # The server's default (auto-truncate) truncates too; without truncation it refuses.
     default = rerank(server, query=LONG_QUERY, texts=[LONG_TEXT], raw_scores=True)
     np.testing.assert_allclose(
-        default[0]["score"], reference_scores(reference, LONG_QUERY, [LONG_TEXT], raw=True)[0],
-        rtol=1e-5, atol=1e-6,
+        default[0]["score"],
+        reference_scores(reference, LONG_QUERY, [LONG_TEXT], raw=True)[0],
+        rtol=1e-5,
+        atol=1e-6,
     )
     full = len(reference.tokenizer(LONG_QUERY, LONG_TEXT)["input_ids"])
-    response = post(server, "/rerank", {"query": LONG_QUERY, "texts": [LONG_TEXT], "truncate": False})
+    response = post(
+        server, "/rerank", {"query": LONG_QUERY, "texts": [LONG_TEXT], "truncate": False}
+    )
     assert response.status_code == 422, response.text
     assert response.json() == {
         "error": f"Input validation error: `inputs` must have less than {max_length} tokens. Given: {full}",
@@ -151,7 +165,13 @@ def test_dify_and_cohere_forms_give_the_same_ranking(arch, reranker_server):
         cohere = post(
             server,
             path,
-            {"query": QUERY, "documents": TEXTS, "top_n": 3, "return_documents": True, "model": "x"},
+            {
+                "query": QUERY,
+                "documents": TEXTS,
+                "top_n": 3,
+                "return_documents": True,
+                "model": "x",
+            },
         )
         assert cohere.status_code == 200, cohere.text
         results = cohere.json()["results"]
