@@ -12,7 +12,7 @@ from __future__ import annotations
 import bentoml
 
 from tei_bento.api.app import attach_engine, create_app
-from tei_bento.bento import service_config
+from tei_bento.bento import pin_worker, service_config
 from tei_bento.engine.engine import Engine
 from tei_bento.logs import setup_logging
 from tei_bento.settings import Settings
@@ -28,6 +28,7 @@ class TEIBento:
 
     def __init__(self) -> None:
         setup_logging(json_output=SETTINGS.json_output)
+        pin_worker(SETTINGS, bentoml.server_context.worker_index)  # one GPU per worker
         self.engine = Engine.from_settings(SETTINGS)
         attach_engine(app, self.engine)
 

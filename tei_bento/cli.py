@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="Serve a model with TEI's HTTP API (uvicorn).")
     add_settings_arguments(serve)
     serve.add_argument("--log-level", default="info", help="uvicorn log level")
+    from tei_bento.deploy.truss import add_arguments as add_truss_arguments
+
+    add_truss_arguments(commands.add_parser("truss", help="Write a Truss for Baseten."))
     return parser
 
 
@@ -123,6 +126,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         serve(args)
+    elif args.command == "truss":
+        from tei_bento.deploy.truss import run as write_truss
+
+        write_truss(args)
 
 
 if __name__ == "__main__":  # pragma: no cover
