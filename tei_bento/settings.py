@@ -89,6 +89,14 @@ class Settings(BaseSettings):
     cors_allow_origin: list[str] | None = Field(
         None, description="Allowed CORS origins (comma-separated in the environment)."
     )
+    backend: Literal["torch", "onnx"] = Field(
+        "torch",
+        description="tei-bento: `onnx` runs a graph-fused ONNX Runtime model on CPU.",
+    )
+    quantize: Literal["none", "int8"] = Field(
+        "none",
+        description="tei-bento: `int8` quantizes weights dynamically (implies --backend onnx).",
+    )
     device: Literal["auto", "cpu", "cuda", "mps", "npu"] = Field(
         "auto", description="tei-bento: force a device; default picks the best present."
     )

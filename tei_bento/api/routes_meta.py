@@ -47,6 +47,8 @@ def build_info(context: ApiContext) -> dict:
         "device": info.device,
         "embedding_dimension": info.embedding_size if info.task is Task.EMBEDDING else None,
         "prompts": info.prompts or None,
+        "backend": info.backend,
+        "accuracy": info.accuracy,
     }
 
 

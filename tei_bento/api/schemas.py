@@ -179,6 +179,10 @@ class Info(TEIModel):
     device: str = Field(..., description="tei-bento: where the model runs.")
     embedding_dimension: Optional[int] = Field(None, description="tei-bento: output size.")
     prompts: Optional[dict[str, str]] = Field(None, description="tei-bento: prompts in force.")
+    backend: str = Field("torch", description="tei-bento: torch, onnx or onnx-int8.")
+    accuracy: Optional[dict[str, Optional[float]]] = Field(
+        None, description="tei-bento: measured cosine of a quantized model to float32."
+    )
 
 
 EmbedResponse = Annotated[list[list[float]], "one vector per input"]

@@ -33,6 +33,8 @@ class ModelInfo:
     embedding_size: int
     id2label: dict[int, str]
     prompts: dict[str, str]
+    backend: str = "torch"
+    accuracy: dict[str, Any] | None = None
 
 
 @dataclass
@@ -77,6 +79,14 @@ def _load_tokenizer(folder: Any) -> tuple[Any, int | None]:
         raise RuntimeError(f"`{folder}` has no fast tokenizer (tokenizer.json) that can be used")
     limit = getattr(tokenizer, "model_max_length", None)
     return backend, (int(limit) if limit and limit < 1_000_000 else None)
+
+
+def _calibration_encoder(tokenizer: Any, model: LoadedModel) -> Any:
+    def encode(texts: list[str]) -> dict:
+        encodings = [tokenizer.encode(t) for t in texts]
+        return model.padded_tensors([e.ids for e in encodings], [e.type_ids for e in encodings])
+
+    return encode
 
 
 def load_parts(settings: Settings, version: str) -> LoadedEngineParts:
@@ -128,6 +138,12 @@ def load_parts(settings: Settings, version: str) -> LoadedEngineParts:
         workers,
         lowercase=st_config.do_lower_case,
     )
+    backend, accuracy = "torch", None
+    if settings.backend == "onnx" or settings.quantize != "none":
+        quantize = None if settings.quantize == "none" else settings.quantize
+        report = model.use_onnx(folder, quantize, _calibration_encoder(tokenizer, model))
+        backend = f"onnx-{quantize}" if quantize else "onnx"
+        accuracy = {"min_cosine_to_float32": report.min_cosine, "mean_cosine_to_float32": report.mean_cosine} if quantize else None
     id2label = {int(k): v for k, v in (getattr(config, "id2label", None) or {}).items()}
     info = ModelInfo(
         source=source,
@@ -139,5 +155,7 @@ def load_parts(settings: Settings, version: str) -> LoadedEngineParts:
         embedding_size=model.embedding_size,
         id2label=id2label,
         prompts=st_config.prompts,
+        backend=backend,
+        accuracy=accuracy,
     )
     return LoadedEngineParts(model, tokenizers, info)

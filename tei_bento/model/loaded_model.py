@@ -111,6 +111,25 @@ class LoadedModel:
             return int(self.dense[-1][0].out_features)
         return self.hidden_size
 
+    def use_onnx(self, folder: Path, quantize: str | None, encode: Any) -> Any:
+        """Swap the torch network for an ONNX Runtime one (CPU only); returns its report."""
+        from tei_bento.model.onnx_backend import build_onnx_network
+        from tei_bento.settings import available_cores
+
+        if self.placement.device.type != "cpu":
+            raise RuntimeError("`--backend onnx` runs on CPU; use the torch backend on accelerators")
+        network, report = build_onnx_network(
+            folder,
+            self.task,
+            self.config,
+            self.accepts_token_type_ids,
+            quantize,
+            available_cores(),
+            encode,
+        )
+        self.network = network
+        return report
+
     # -- inference -------------------------------------------------------------------
 
     def padded_tensors(
