@@ -48,7 +48,7 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 180) -> "Server":
+    def start(self, timeout: float = 180, ready_path: str = "/health") -> "Server":
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
             self.command, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
@@ -58,7 +58,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
-                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                if requests.get(self.url + ready_path, timeout=2).status_code == 200:
                     return self
             except requests.RequestException:
                 pass

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from tei_bento.api.disconnect import ClientDisconnected
 from tei_bento.api.payload import PayloadTooLarge, payload_error_message
 from tei_bento.api.responses import JSONResponse
 from tei_bento.errors import STATUS_BY_TYPE, ErrorType, TEIError
@@ -61,6 +62,13 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(PayloadTooLarge)
     async def _too_large(request: Request, exc: PayloadTooLarge) -> Response:
         return error_response(request, payload_error_message(exc.limit), ErrorType.VALIDATION, 413)
+
+    @app.exception_handler(ClientDisconnected)
+    async def _dropped(request: Request, exc: ClientDisconnected) -> Response:
+        context = getattr(request.app.state, "context", None)
+        if context is not None:
+            context.metrics.request_failure.labels(err="dropped").inc()
+        return Response(status_code=499)  # nobody reads it; nginx's "client closed request"
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:

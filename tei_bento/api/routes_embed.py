@@ -7,6 +7,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from tei_bento.api.context import context_of
+from tei_bento.api.disconnect import unless_disconnected
 from tei_bento.api.responses import stack_vectors
 from tei_bento.api.schemas import (
     EmbedAllRequest,
@@ -39,13 +40,16 @@ async def embed(body: EmbedRequest, request: Request) -> Response:
     inputs, batch = as_batch(body.inputs)
     context.count_request(batch)
     context.metrics.embed_count.inc()
-    result = await context.require_engine().embed(
-        inputs,
-        normalize=body.normalize,
-        truncate=body.truncate,
-        direction=body.direction,
-        prompt_name=body.prompt_name,
-        dimensions=body.dimensions,
+    result = await unless_disconnected(
+        request,
+        context.require_engine().embed(
+            inputs,
+            normalize=body.normalize,
+            truncate=body.truncate,
+            direction=body.direction,
+            prompt_name=body.prompt_name,
+            dimensions=body.dimensions,
+        ),
     )
     return context.reply(stack_vectors(result.values), result.timings, batch)
 
@@ -57,8 +61,11 @@ async def embed_all(body: EmbedAllRequest, request: Request) -> Response:
     inputs, batch = as_batch(body.inputs)
     context.count_request(batch)
     context.metrics.embed_count.inc()
-    result = await context.require_engine().embed_all(
-        inputs, truncate=body.truncate, direction=body.direction, prompt_name=body.prompt_name
+    result = await unless_disconnected(
+        request,
+        context.require_engine().embed_all(
+            inputs, truncate=body.truncate, direction=body.direction, prompt_name=body.prompt_name
+        ),
     )
     return context.reply(result.values, result.timings, batch)
 
@@ -70,8 +77,11 @@ async def embed_sparse(body: EmbedSparseRequest, request: Request) -> Response:
     inputs, batch = as_batch(body.inputs)
     context.count_request(batch)
     context.metrics.embed_count.inc()
-    result = await context.require_engine().embed_sparse(
-        inputs, truncate=body.truncate, direction=body.direction, prompt_name=body.prompt_name
+    result = await unless_disconnected(
+        request,
+        context.require_engine().embed_sparse(
+            inputs, truncate=body.truncate, direction=body.direction, prompt_name=body.prompt_name
+        ),
     )
     content = [
         [{"index": int(i), "value": float(v)} for i, v in zip(indices.tolist(), values.tolist())]
@@ -101,12 +111,15 @@ async def similarity(body: SimilarityRequest, request: Request) -> Response:
         ).without_prefix()
     params = body.parameters
     context.count_request(True)
-    result = await engine.embed(
-        [body.inputs.source_sentence, *sentences],
-        normalize=False,
-        truncate=params.truncate if params else None,
-        direction=params.direction if params else "right",
-        prompt_name=params.prompt_name if params else None,
+    result = await unless_disconnected(
+        request,
+        engine.embed(
+            [body.inputs.source_sentence, *sentences],
+            normalize=False,
+            truncate=params.truncate if params else None,
+            direction=params.direction if params else "right",
+            prompt_name=params.prompt_name if params else None,
+        ),
     )
     vectors = np.stack(result.values)
     return context.reply(cosine(vectors[0], vectors[1:]), result.timings, True)

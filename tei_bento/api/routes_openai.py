@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from tei_bento.api.context import context_of
+from tei_bento.api.disconnect import unless_disconnected
 from tei_bento.api.schemas import (
     OpenAIEmbeddingsRequest,
     OpenAIEmbeddingsResponse,
@@ -41,8 +42,8 @@ async def openai_embeddings(body: OpenAIEmbeddingsRequest, request: Request) -> 
     inputs, batch = as_batch(body.input)
     context.count_request(batch)
     context.metrics.embed_count.inc()
-    result = await context.require_engine().embed(
-        inputs, normalize=True, dimensions=body.dimensions
+    result = await unless_disconnected(
+        request, context.require_engine().embed(inputs, normalize=True, dimensions=body.dimensions)
     )
     if body.encoding_format == "base64":
         vectors: list = [encode_base64(v) for v in result.values]

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from tei_bento.api.context import context_of
+from tei_bento.api.disconnect import unless_disconnected
 from tei_bento.api.routes_embed import ERRORS
 from tei_bento.api.schemas import Prediction, Rank, RerankRequest, RerankResults, PredictRequest
 from tei_bento.errors import BackendError, EmptyError
@@ -39,12 +40,15 @@ async def _rerank(body: RerankRequest, request: Request, cohere_form: bool) -> R
         raise EmptyError("`texts` cannot be empty").without_prefix()
     context.count_request(True)
     context.metrics.predict_count.inc()
-    result = await context.require_engine().rerank(
-        body.query,
-        texts,
-        raw_scores=body.raw_scores,
-        truncate=body.truncate,
-        direction=body.direction,
+    result = await unless_disconnected(
+        request,
+        context.require_engine().rerank(
+            body.query,
+            texts,
+            raw_scores=body.raw_scores,
+            truncate=body.truncate,
+            direction=body.direction,
+        ),
     )
     scores = result.values
     _check_finite(scores)
@@ -90,8 +94,11 @@ async def predict(body: PredictRequest, request: Request) -> Response:
     context.count_request(batch)
     context.metrics.predict_count.inc()
     engine = context.require_engine()
-    result = await engine.predict(
-        inputs, raw_scores=body.raw_scores, truncate=body.truncate, direction=body.direction
+    result = await unless_disconnected(
+        request,
+        engine.predict(
+            inputs, raw_scores=body.raw_scores, truncate=body.truncate, direction=body.direction
+        ),
     )
     id2label = engine.info.id2label
     answers = []

@@ -47,6 +47,7 @@ class BatchObserver(Protocol):
 
 
 RunBatch = Callable[[list[WorkItem]], list[Any]]
+"""Returns one result per item, in order; an exception in the list fails only that item."""
 
 
 def padded_cost(count: int, longest: int) -> int:
@@ -93,6 +94,10 @@ class Batcher:
                 item.future.set_exception(BackendError("server is shutting down"))
         self._waiting.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def run_in_model_thread(self, fn: Callable[[], Any]) -> Any:
+        """Run work that must not overlap a forward pass (health probes) on the model thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
 
     async def submit(self, items: list[WorkItem]) -> list[Any]:
         """Queue items and wait for all of them; cancelling the wait drops them from the queue."""
@@ -186,7 +191,11 @@ class Batcher:
             finished = time.perf_counter()
             for item, result in zip(batch, results):
                 item.finished_at = finished
-                if not item.future.done():
+                if item.future.done():
+                    continue
+                if isinstance(result, BaseException):  # this input failed, the others did not
+                    item.future.set_exception(result)
+                else:
                     item.future.set_result(result)
 
     @staticmethod

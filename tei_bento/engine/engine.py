@@ -13,13 +13,21 @@ import time
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import numpy as np
+
 from tei_bento import __version__
 from tei_bento.engine.batcher import BatchObserver, Batcher, WorkItem
 from tei_bento.engine.jobs import EmbedJob, ScoreJob, SparseJob, TokenStatesJob
 from tei_bento.engine.loading import LoadedEngineParts, load_parts
 from tei_bento.engine.permits import Permits
 from tei_bento.engine.tokenization import Input, TokenizedText
-from tei_bento.errors import EmptyError, ValidationError, WrongModelTypeError
+from tei_bento.errors import (
+    BackendError,
+    EmptyError,
+    TEIError,
+    ValidationError,
+    WrongModelTypeError,
+)
 from tei_bento.model.tasks import Task
 from tei_bento.settings import Settings
 
@@ -62,6 +70,7 @@ class Engine:
             observer=observer,
         )
         self.healthy = True
+        self.probe()  # warms the kernels up and proves the model answers before serving
 
     @classmethod
     def from_settings(cls, settings: Settings, observer: BatchObserver | None = None) -> "Engine":
@@ -71,15 +80,25 @@ class Engine:
     def task(self) -> Task:
         return self.model.task
 
+    def probe(self) -> bool:
+        """One real forward pass on a short text: the model answers, and with finite numbers."""
+        try:
+            encoding = self.tokenizers.tokenizer.encode("health check")
+            output = self.model.forward([encoding.ids], [encoding.type_ids])
+            values = [v for v in (output.pooled, output.sparse, output.logits) if v is not None]
+            healthy = all(np.isfinite(v).all() for v in values)
+        except Exception:
+            log.exception("Health probe failed")
+            healthy = False
+        if not healthy:
+            log.error("The model cannot answer: health probe failed")
+        self.healthy = healthy
+        return healthy
+
     async def health(self) -> bool:
-        """Healthy while the model loop runs; after a failed batch, prove it with a forward pass."""
+        """Healthy while batches succeed; after a failure, a probe on the model thread decides."""
         if not self.healthy:
-            loop = asyncio.get_running_loop()
-            try:
-                await loop.run_in_executor(None, self.model.forward, [[self.model.pad_token_id]])
-                self.healthy = True
-            except Exception:
-                log.exception("Health check forward pass failed")
+            await self.batcher.run_in_model_thread(self.probe)
         return self.healthy
 
     async def stop(self) -> None:
@@ -89,12 +108,31 @@ class Engine:
     # -- batch execution (model thread) ----------------------------------------------
 
     def _run_batch(self, batch: list[WorkItem]) -> list[Any]:
-        output = self.model.forward(
-            [item.ids for item in batch],
-            [item.type_ids for item in batch],
-            want_token_states=[item.job.needs_token_states for item in batch],
-        )
-        return [item.job.extract(output, row) for row, item in enumerate(batch)]
+        """Forward a batch; when it fails, retry its inputs one by one so only the culprit fails."""
+        try:
+            output = self.model.forward(
+                [item.ids for item in batch],
+                [item.type_ids for item in batch],
+                want_token_states=[item.job.needs_token_states for item in batch],
+            )
+        except Exception as exc:
+            self.healthy = False
+            if len(batch) > 1:
+                log.warning("Batch of %d failed (%s); retrying inputs one by one", len(batch), exc)
+                return [self._run_batch([item])[0] for item in batch]
+            log.error("Inference failed: %s", exc)
+            return [BackendError(f"inference failed: {exc}")]
+        return [self._extract(item, output, row) for row, item in enumerate(batch)]
+
+    def _extract(self, item: WorkItem, output: Any, row: int) -> Any:
+        try:
+            return item.job.extract(output, row)
+        except TEIError as exc:
+            self.healthy = False
+            return exc
+        except Exception as exc:
+            self.healthy = False
+            return BackendError(f"inference failed: {exc}")
 
     # -- request path -----------------------------------------------------------------
 

@@ -10,7 +10,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tei_bento.errors import BackendError
 from tei_bento.model.loaded_model import ForwardOutput
+
+
+def finite(values: np.ndarray) -> np.ndarray:
+    """A NaN or infinity fails this input only, with TEI's Backend error (424)."""
+    if not np.isfinite(values).all():
+        raise BackendError("inference returned NaN or infinite values")
+    return values
+
 
 NORM_EPS = 1e-12  # torch.nn.functional.normalize's eps, as sentence-transformers uses
 
@@ -28,7 +37,7 @@ class EmbedJob:
     def extract(self, output: ForwardOutput, row: int) -> np.ndarray:
         dense = output.pooled if output.pooled is not None else output.sparse
         assert dense is not None
-        vector = dense[row]
+        vector = finite(dense[row])
         if self.dimensions is not None:
             vector = vector[: self.dimensions]
         return normalize(vector) if self.normalize else vector
@@ -39,7 +48,7 @@ class TokenStatesJob:
     needs_token_states = True
 
     def extract(self, output: ForwardOutput, row: int) -> np.ndarray:
-        return output.token_states[row]
+        return finite(output.token_states[row])
 
 
 @dataclass(frozen=True)
@@ -48,7 +57,7 @@ class SparseJob:
 
     def extract(self, output: ForwardOutput, row: int) -> tuple[np.ndarray, np.ndarray]:
         assert output.sparse is not None
-        vector = output.sparse[row]
+        vector = finite(output.sparse[row])
         indices = np.flatnonzero(vector)
         return indices, vector[indices]
 
@@ -74,7 +83,7 @@ class ScoreJob:
 
     def extract(self, output: ForwardOutput, row: int) -> np.ndarray:
         assert output.logits is not None
-        logits = output.logits[row].astype(np.float64)
+        logits = finite(output.logits[row]).astype(np.float64)
         if self.raw_scores:
             return logits
         return sigmoid(logits) if logits.shape[0] == 1 else softmax(logits)

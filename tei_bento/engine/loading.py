@@ -143,7 +143,14 @@ def load_parts(settings: Settings, version: str) -> LoadedEngineParts:
         quantize = None if settings.quantize == "none" else settings.quantize
         report = model.use_onnx(folder, quantize, _calibration_encoder(tokenizer, model))
         backend = f"onnx-{quantize}" if quantize else "onnx"
-        accuracy = {"min_cosine_to_float32": report.min_cosine, "mean_cosine_to_float32": report.mean_cosine} if quantize else None
+        accuracy = (
+            {
+                "min_cosine_to_float32": report.min_cosine,
+                "mean_cosine_to_float32": report.mean_cosine,
+            }
+            if quantize
+            else None
+        )
     id2label = {int(k): v for k, v in (getattr(config, "id2label", None) or {}).items()}
     info = ModelInfo(
         source=source,

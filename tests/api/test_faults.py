@@ -1,0 +1,130 @@
+"""Faults through real servers: a failing input fails alone, NaN is refused, a model that
+cannot answer reports 503, a client that leaves frees its permits, shutdown drains."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import torch
+from safetensors.torch import load_file, save_file
+
+from tests.model_factory import build_embedding_model
+from tests.server import tei_bento_server
+
+MASK_ID = 4  # [MASK] in the tiny BERT vocabulary: its embedding row is set to NaN
+
+
+def poison(folder: Path, everything: bool = False) -> tuple[Path, str]:
+    """NaN in one token's embedding; the last token's row removed so it crashes the lookup."""
+    weights_file = folder / "model.safetensors"
+    weights = load_file(str(weights_file))
+    key = next(k for k in weights if k.endswith("word_embeddings.weight"))
+    table = weights[key].clone()
+    if everything:
+        weights = {k: torch.full_like(v, float("nan")) if v.is_floating_point() else v for k, v in weights.items()}
+    else:
+        table[MASK_ID] = float("nan")
+        weights[key] = table[:-1].contiguous()
+        config = json.loads((folder / "config.json").read_text())
+        config["vocab_size"] = table.shape[0] - 1
+        (folder / "config.json").write_text(json.dumps(config))
+    save_file(weights, str(weights_file), metadata={"format": "pt"})
+    vocab = json.loads((folder / "tokenizer.json").read_text())["model"]["vocab"]
+    last_token = max(vocab, key=vocab.get)
+    return folder, last_token
+
+
+@pytest.fixture(scope="module")
+def poisoned(models_dir, server_pool):
+    folder, last_token = poison(build_embedding_model(models_dir / "poisoned", "bert"))
+    return server_pool("--model-id", str(folder)), last_token
+
+
+def embed(server, inputs):
+    return requests.post(server.url + "/embed", json={"inputs": inputs}, timeout=60)
+
+
+def test_nan_fails_that_request_only(poisoned):
+    server, _ = poisoned
+    bad = embed(server, ["the cat", "[MASK]"])
+    assert bad.status_code == 424
+    assert bad.json()["error_type"] == "Backend" and "NaN" in bad.json()["error"]
+    assert embed(server, ["the cat", "the dog"]).status_code == 200
+
+
+def test_forward_exception_fails_only_the_culprit(poisoned):
+    server, last_token = poisoned
+    results: dict[str, requests.Response] = {}
+
+    def call(name, inputs):
+        results[name] = embed(server, inputs)
+
+    threads = [threading.Thread(target=call, args=("bad", [last_token, "a sea"]))]
+    threads += [threading.Thread(target=call, args=(f"good{i}", ["the sea", "a sky"])) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results["bad"].status_code == 424, results["bad"].text
+    assert "inference failed" in results["bad"].json()["error"]
+    assert all(results[f"good{i}"].status_code == 200 for i in range(6))
+    assert requests.get(server.url + "/health").status_code == 200  # the model still answers
+
+
+def test_model_that_cannot_answer_is_unhealthy(models_dir):
+    folder, _ = poison(build_embedding_model(models_dir / "all-nan", "bert"), everything=True)
+    server = tei_bento_server("--model-id", str(folder)).start(ready_path="/info")
+    try:
+        health = requests.get(server.url + "/health")
+        assert health.status_code == 503
+        assert health.json() == {"error": "unhealthy", "error_type": "Unhealthy"}
+        assert embed(server, ["anything"]).status_code == 424
+        assert requests.get(server.url + "/info").status_code == 200
+    finally:
+        server.stop()
+
+
+def test_disconnected_client_frees_its_permits(server_pool):
+    server = server_pool("--max-concurrent-requests", "32", "--max-batch-tokens", "2048")
+    long_text = "a fairly long sentence about many different things " * 40
+    body = json.dumps({"inputs": [long_text + str(i) for i in range(32)]}).encode()
+    with socket.create_connection(("127.0.0.1", server.port)) as sock:
+        sock.sendall(
+            b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        time.sleep(0.3)  # tokenized and queued: all 32 permits are held
+    time.sleep(0.3)
+    # Had the abandoned request kept its permits, this would be a 429.
+    response = embed(server, ["x"] * 32)
+    assert response.status_code == 200, response.text
+    metrics = requests.get(server.url + "/metrics").text
+    assert 'te_request_failure_total{err="dropped"}' in metrics
+
+
+def test_shutdown_drains_accepted_requests(tmp_path):
+    server = tei_bento_server().start()
+    long_texts = ["words of a long document " * 50 + str(i) for i in range(32)]
+    outcome: dict[str, object] = {}
+
+    def call():
+        outcome["response"] = embed(server, long_texts)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    time.sleep(0.3)
+    server.process.send_signal(signal.SIGTERM)
+    thread.join(timeout=60)
+    assert outcome["response"].status_code == 200
+    assert len(outcome["response"].json()) == 32
+    # uvicorn re-raises SIGTERM once drained, so the exit status is the signal's, not SIGKILL's
+    assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
+    assert "Finished server process" in server.log()
