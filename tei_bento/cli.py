@@ -119,6 +119,7 @@ def serve(args: argparse.Namespace) -> None:
         log_level=args.log_level,
         access_log=False,
         timeout_graceful_shutdown=30,
+        log_config=None,  # uvicorn's loggers go through ours (JSON lines with --json-output)
     )
 
 

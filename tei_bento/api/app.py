@@ -27,6 +27,7 @@ from tei_bento.api.metrics import Metrics
 from tei_bento.api.payload import AssumeJsonMiddleware, PayloadLimitMiddleware
 from tei_bento.engine.engine import Engine
 from tei_bento.settings import Settings
+from tei_bento.tracing import Tracing, TracingMiddleware
 
 DESCRIPTION = (
     "A drop-in replacement for Hugging Face text-embeddings-inference, served by BentoML. "
@@ -43,7 +44,10 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         openapi_url="/openapi.json",
     )
     metrics = Metrics(CollectorRegistry())
-    app.state.context = ApiContext(settings=settings, metrics=metrics, engine=engine)
+    tracing = Tracing(settings.otlp_endpoint, settings.otlp_service_name, settings.disable_spans)
+    app.state.context = ApiContext(
+        settings=settings, metrics=metrics, engine=engine, tracing=tracing
+    )
     if engine is not None:
         engine.batcher.observer = metrics
     install_error_handlers(app)
@@ -53,6 +57,8 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.add_middleware(PayloadLimitMiddleware, limit=settings.payload_limit)
     if settings.api_key:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
+    if tracing.enabled:
+        app.add_middleware(TracingMiddleware, tracing=tracing)
     origins = settings.cors_allow_origin or ["*"]
     app.add_middleware(
         CORSMiddleware,

@@ -13,6 +13,7 @@ from tei_bento.api.responses import JSONResponse, timing_headers
 from tei_bento.engine.engine import Engine, Timings
 from tei_bento.errors import UnhealthyError
 from tei_bento.settings import Settings
+from tei_bento.tracing import Tracing
 
 
 @dataclass
@@ -20,6 +21,7 @@ class ApiContext:
     settings: Settings
     metrics: Metrics
     engine: Engine | None = None
+    tracing: Tracing | None = None
 
     def require_engine(self) -> Engine:
         if self.engine is None:
@@ -45,6 +47,10 @@ class ApiContext:
         m.tokenization_duration.observe(timings.tokenization)
         m.queue_duration.observe(timings.queue)
         m.inference_duration.observe(timings.inference)
+        if self.tracing is not None:
+            self.tracing.stage_spans(
+                timings.tokenization, timings.queue, timings.inference, timings.started_at
+            )
         if kind == "embed":
             m.embed_success.inc()
             m.embed_duration.observe(now - timings.started_at)
