@@ -10,7 +10,7 @@ import hmac
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tei_bento.api.responses import dumps
+from tei_bento.api.responses import send_json
 
 OPEN_PATHS = frozenset(
     {
@@ -46,21 +46,10 @@ class ApiKeyMiddleware:
         if hmac.compare_digest(supplied, self.expected):
             await self.app(scope, receive, send)
             return
-        body = dumps(
-            {
-                "error": "Unauthorized: a valid `Authorization: Bearer <api-key>` header is required",
-                "error_type": "Unauthorized",
-            }
+        message = "Unauthorized: a valid `Authorization: Bearer <api-key>` header is required"
+        await send_json(
+            send,
+            401,
+            {"error": message, "error_type": "Unauthorized"},
+            headers=((b"www-authenticate", b"Bearer"),),
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 401,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", b"Bearer"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tei_bento.api.responses import dumps
+from tei_bento.api.responses import send_json
 
 
 class PayloadTooLarge(Exception):
@@ -56,23 +56,9 @@ class PayloadLimitMiddleware:
                 await self._refuse(send)
 
     async def _refuse(self, send: Send) -> None:
-        body = dumps(
-            {
-                "error": payload_error_message(self.limit),
-                "error_type": "Validation",
-            }
+        await send_json(
+            send, 413, {"error": payload_error_message(self.limit), "error_type": "Validation"}
         )
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
 
 
 JSON_TYPES = (b"application/json",)

@@ -39,6 +39,20 @@ class JSONResponse(Response):
         return dumps(content)
 
 
+async def send_json(
+    send: Any, status: int, content: Any, headers: tuple[tuple[bytes, bytes], ...] = ()
+) -> None:
+    """Answer from a raw ASGI middleware, before any route or body parsing runs."""
+    body = dumps(content)
+    start_headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        *headers,
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": start_headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 def stack_vectors(vectors: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
     """One contiguous 2-D array serializes fastest; ragged lists stay lists."""
     if vectors and all(v.shape == vectors[0].shape for v in vectors):

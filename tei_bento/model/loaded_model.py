@@ -22,7 +22,7 @@ from tei_bento.model.dense import load_dense
 from tei_bento.model.device import Placement
 from tei_bento.model.pooling import pool, splade
 from tei_bento.model.st_config import SentenceTransformerConfig
-from tei_bento.model.tasks import Task
+from tei_bento.model.tasks import Task, auto_class
 
 log = logging.getLogger(__name__)
 
@@ -75,14 +75,7 @@ class LoadedModel:
 
     @staticmethod
     def _load_network(folder: Path, task: Task, placement: Placement) -> torch.nn.Module:
-        import transformers
-
-        loader = {
-            Task.EMBEDDING: transformers.AutoModel,
-            Task.SPLADE: transformers.AutoModelForMaskedLM,
-            Task.RERANKER: transformers.AutoModelForSequenceClassification,
-            Task.CLASSIFIER: transformers.AutoModelForSequenceClassification,
-        }[task]
+        loader = auto_class(task)
         kwargs = dict(dtype=placement.dtype)
         try:
             network = loader.from_pretrained(

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tei_bento.model.tasks import Task
+from tei_bento.model.tasks import Task, auto_class
 
 log = logging.getLogger(__name__)
 
@@ -106,15 +106,7 @@ def _cache_dir(folder: Path, task: Task, quantize: str | None) -> Path:
 
 def _export(folder: Path, task: Task, config: Any, target: Path, with_types: bool) -> None:
     """Export with eager attention: its graph is the pattern ORT's fusions recognise."""
-    import transformers
-
-    loader = {
-        Task.EMBEDDING: transformers.AutoModel,
-        Task.SPLADE: transformers.AutoModelForMaskedLM,
-        Task.RERANKER: transformers.AutoModelForSequenceClassification,
-        Task.CLASSIFIER: transformers.AutoModelForSequenceClassification,
-    }[task]
-    network = loader.from_pretrained(folder, attn_implementation="eager", dtype=torch.float32)
+    network = auto_class(task).from_pretrained(folder, attn_implementation="eager", dtype=torch.float32)
     wrapper = _ExportWrapper(network.eval(), _output_name(task), with_types)
     ids = torch.ones(2, 8, dtype=torch.long)
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if with_types else [])

@@ -36,3 +36,15 @@ def default_pooling(config: Any) -> str:
 def _is_causal(config: Any) -> bool:
     architectures = getattr(config, "architectures", None) or []
     return any(a.endswith("ForCausalLM") for a in architectures)
+
+
+def auto_class(task: Task) -> Any:
+    """The transformers Auto class that loads a folder for this task."""
+    import transformers
+
+    return {
+        Task.EMBEDDING: transformers.AutoModel,
+        Task.SPLADE: transformers.AutoModelForMaskedLM,
+        Task.RERANKER: transformers.AutoModelForSequenceClassification,
+        Task.CLASSIFIER: transformers.AutoModelForSequenceClassification,
+    }[task]
