@@ -37,3 +37,10 @@ test: install-test
 
 clean:
 	rm -rf $(VENV) .pytest_cache
+
+# The benchmark (bench/README.md): in-process baseline, tei-bento, naive server; ~8 min on
+# 2 cores, +6 min per extra config. Results in bench/results/. BENCH_ARGS adds flags, e.g.
+#   make bench BENCH_ARGS='--config default= --config small="--max-batch-tokens 4096"'
+bench: install
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python -m bench.run --name cpu --stages full $(BENCH_ARGS)

@@ -7,7 +7,8 @@ up in the queue; when it returns, the next batch is cut from whatever waits. A b
 
 To waste little compute on padding, the batch is cut from the waiting inputs sorted by
 length, in a window anchored on the oldest input: the oldest always goes next (no
-starvation), and its companions are the inputs closest to it in length.
+starvation), and its companions are the inputs closest to it in length, taken while the
+batch stays efficient (real tokens over computed tokens, a per-forward cost included).
 """
 
 from __future__ import annotations
@@ -61,8 +62,12 @@ class Batcher:
         max_batch_tokens: int,
         max_batch_requests: int | None = None,
         observer: BatchObserver | None = None,
+        padding_target: float = 0.9,
+        overhead_tokens: int = 16,
     ) -> None:
         self._run_batch = run_batch
+        self.padding_target = padding_target
+        self.overhead_tokens = overhead_tokens
         self.max_batch_tokens = max_batch_tokens
         self.max_batch_requests = max_batch_requests
         self.observer = observer
@@ -112,49 +117,53 @@ class Batcher:
                 item.future.cancel()
             raise
 
+    def _efficiency(self, real: int, count: int, longest: int) -> float:
+        """Real tokens per token paid for: padding and a fixed per-forward cost included."""
+        return real / (padded_cost(count, longest) + self.overhead_tokens)
+
     def _take_batch(self) -> list[WorkItem]:
+        """The oldest input plus the waiting inputs closest to it in length.
+
+        A neighbour joins while the batch stays within the budgets and either keeps the
+        batch's efficiency at `padding_target` or raises it (a fixed per-forward cost makes
+        small batches of short inputs worth merging even when their lengths differ).
+        """
         self._waiting = [item for item in self._waiting if not item.future.done()]
         if not self._waiting:
             return []
         limit = self.max_batch_requests or len(self._waiting)
-        longest = max(item.length for item in self._waiting)
-        if len(self._waiting) <= limit and padded_cost(len(self._waiting), longest) <= (
-            self.max_batch_tokens
-        ):
-            batch, self._waiting = self._waiting, []
-            return batch
         by_length = sorted(self._waiting, key=lambda item: item.length)
         anchor = self._waiting[0]
         position = bisect.bisect_left([item.length for item in by_length], anchor.length)
         while by_length[position] is not anchor:
             position += 1
-        low = high = position  # window [low, high] in by_length
-        longest = anchor.length
+        low = high = position  # the batch is by_length[low : high + 1]
+        longest = real = anchor.length
         while high - low + 1 < limit:
-            below = by_length[low - 1] if low > 0 else None
-            above = by_length[high + 1] if high + 1 < len(by_length) else None
-            if below is None and above is None:
+            count = high - low + 1
+            current = self._efficiency(real, count, longest)
+            options = []
+            if low > 0:
+                below = by_length[low - 1].length
+                options.append((self._efficiency(real + below, count + 1, longest), -1, longest))
+            if high + 1 < len(by_length):
+                above = by_length[high + 1].length
+                options.append((self._efficiency(real + above, count + 1, above), 1, above))
+            accepted = [
+                option
+                for option in options
+                if padded_cost(count + 1, option[2]) <= self.max_batch_tokens
+                and (option[0] >= self.padding_target or option[0] >= current)
+            ]
+            if not accepted:
                 break
-            # Shorter neighbours never raise the padded length, so prefer them when they are
-            # as close in length as the next longer one.
-            take_below = above is None or (
-                below is not None and anchor.length - below.length <= above.length - anchor.length
-            )
-            candidate = below if take_below else above
-            new_longest = max(longest, candidate.length)
-            if padded_cost(high - low + 2, new_longest) > self.max_batch_tokens:
-                if take_below or below is None:
-                    break
-                # The longer neighbour does not fit; shorter ones may still.
-                if padded_cost(high - low + 2, longest) > self.max_batch_tokens:
-                    break
+            _, side, longest = max(accepted)
+            if side < 0:
                 low -= 1
-                continue
-            longest = new_longest
-            if take_below:
-                low -= 1
+                real += by_length[low].length
             else:
                 high += 1
+                real += by_length[high].length
         chosen = by_length[low : high + 1]
         chosen_ids = {id(item) for item in chosen}
         self._waiting = [item for item in self._waiting if id(item) not in chosen_ids]

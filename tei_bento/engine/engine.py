@@ -68,6 +68,9 @@ class Engine:
             settings.max_batch_tokens,
             settings.max_batch_requests,
             observer=observer,
+            # On CPU compute grows with every padded token; accelerators are latency-bound at
+            # small batches, so a forward pass costs about as much as many more tokens.
+            overhead_tokens=16 if parts.info.device == "cpu" else 2048,
         )
         self.healthy = True
         self.probe()  # warms the kernels up and proves the model answers before serving

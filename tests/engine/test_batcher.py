@@ -48,13 +48,31 @@ def test_batches_respect_budgets_and_serve_everyone(seed):
         loop.close()
 
 
-def test_fifo_when_everything_fits():
+def test_short_inputs_merge_long_ones_wait_for_their_own_batch():
     loop = asyncio.new_event_loop()
     try:
         batcher = Batcher(lambda b: [], max_batch_tokens=10_000)
-        items = make_items(loop, [5, 50, 7])
+        items = make_items(loop, [5, 250, 7, 6, 240])
         batcher._waiting.extend(items)
-        assert batcher._take_batch() == items
+        assert batcher._take_batch() == [items[0], items[3], items[2]]  # 5, 6, 7: one batch
+        assert batcher._take_batch() == [items[4], items[1]]  # the long pair, together
+    finally:
+        loop.close()
+
+
+def test_mixed_queue_is_batched_efficiently():
+    rng = random.Random(7)
+    loop = asyncio.new_event_loop()
+    try:
+        lengths = [rng.randint(8, 24) for _ in range(90)] + [rng.randint(90, 160) for _ in range(25)]
+        lengths += [256] * 5
+        rng.shuffle(lengths)
+        batcher = Batcher(lambda b: [], max_batch_tokens=16384)
+        batcher._waiting.extend(make_items(loop, lengths))
+        batches = take_all(batcher)
+        padded = sum(len(b) * max(i.length for i in b) for b in batches)
+        assert sum(lengths) / padded >= 0.9
+        assert len(batches) < 20
     finally:
         loop.close()
 
