@@ -20,7 +20,7 @@ from tei_bento.api import (
     routes_rank,
     routes_tokens,
 )
-from tei_bento.api.auth import ApiKeyMiddleware
+from tei_bento.api.auth import ApiKeyMiddleware, is_open
 from tei_bento.api.context import ApiContext
 from tei_bento.api.errors import install_error_handlers
 from tei_bento.api.metrics import Metrics
@@ -57,6 +57,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.add_middleware(PayloadLimitMiddleware, limit=settings.payload_limit)
     if settings.api_key:
         app.add_middleware(ApiKeyMiddleware, api_key=settings.api_key)
+        _document_api_key(app)
     if tracing.enabled:
         app.add_middleware(TracingMiddleware, tracing=tracing)
     origins = settings.cors_allow_origin or ["*"]
@@ -82,6 +83,25 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         return RedirectResponse("/openapi.json")
 
     return app
+
+
+def _document_api_key(app: FastAPI) -> None:
+    """With `--api-key`, the spec marks the operations that need the bearer token, so that
+    Swagger UI offers "Authorize" and clients generated from the spec send it."""
+    build = app.openapi
+
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            spec = build()  # FastAPI caches it in app.openapi_schema
+            schemes = spec.setdefault("components", {}).setdefault("securitySchemes", {})
+            schemes["apiKey"] = {"type": "http", "scheme": "bearer"}
+            for path, operations in spec.get("paths", {}).items():
+                for method, operation in operations.items():
+                    if not is_open(path, method.upper()):
+                        operation["security"] = [{"apiKey": []}]
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def attach_engine(app: FastAPI, engine: Engine) -> None:

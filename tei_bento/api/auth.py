@@ -10,7 +10,7 @@ import hmac
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from tei_bento.api.responses import send_json
+from tei_bento.api.responses import error_content, send_json
 
 OPEN_PATHS = frozenset(
     {
@@ -25,18 +25,18 @@ OPEN_PATHS = frozenset(
 )
 
 
+def is_open(path: str, method: str) -> bool:
+    """Whether a request needs no key: probes, docs, GET / (health) and CORS preflights."""
+    return path in OPEN_PATHS or (path == "/" and method in ("GET", "HEAD")) or method == "OPTIONS"
+
+
 class ApiKeyMiddleware:
     def __init__(self, app: ASGIApp, api_key: str) -> None:
         self.app = app
         self.expected = f"Bearer {api_key}".encode()
 
     def _is_open(self, scope: Scope) -> bool:
-        path = scope.get("path", "")
-        return (
-            path in OPEN_PATHS
-            or (path == "/" and scope.get("method") in ("GET", "HEAD"))
-            or (scope.get("method") == "OPTIONS")
-        )
+        return is_open(scope.get("path", ""), scope.get("method", ""))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or self._is_open(scope):
@@ -50,6 +50,6 @@ class ApiKeyMiddleware:
         await send_json(
             send,
             401,
-            {"error": message, "error_type": "Unauthorized"},
+            error_content(scope.get("path", ""), message, "Unauthorized", 401),
             headers=((b"www-authenticate", b"Bearer"),),
         )

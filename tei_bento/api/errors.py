@@ -11,17 +11,17 @@ import logging
 
 from fastapi import FastAPI
 from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
 from tei_bento.api.disconnect import ClientDisconnected
 from tei_bento.api.payload import PayloadTooLarge, payload_error_message
-from tei_bento.api.responses import JSONResponse
+from tei_bento.api.responses import JSONResponse, error_content
 from tei_bento.errors import STATUS_BY_TYPE, ErrorType, TEIError
 
 log = logging.getLogger(__name__)
 
-OPENAI_PATHS = ("/v1/embeddings", "/embeddings")
 FAILURE_LABELS = {
     ErrorType.VALIDATION: "validation",
     ErrorType.EMPTY: "validation",
@@ -32,14 +32,19 @@ FAILURE_LABELS = {
 }
 
 
-def error_response(request: Request, message: str, error_type: ErrorType, status: int) -> Response:
+def error_response(
+    request: Request,
+    message: str,
+    error_type: ErrorType,
+    status: int,
+    headers: dict[str, str] | None = None,
+    count: bool = True,
+) -> Response:
     context = getattr(request.app.state, "context", None)
-    if context is not None and request.url.path not in ("/health", "/ping"):
+    if count and context is not None and request.url.path not in ("/health", "/ping"):
         context.metrics.request_failure.labels(err=FAILURE_LABELS[error_type]).inc()
-    if request.url.path in OPENAI_PATHS:
-        detail = {"message": message, "type": error_type.value, "code": status}
-        return JSONResponse({"error": detail, **detail}, status_code=status)
-    return JSONResponse({"error": message, "error_type": error_type.value}, status_code=status)
+    content = error_content(request.url.path, message, error_type.value, status)
+    return JSONResponse(content, status_code=status, headers=headers)
 
 
 def describe_validation_error(exc: RequestValidationError) -> tuple[str, int]:
@@ -69,6 +74,30 @@ def install_error_handlers(app: FastAPI) -> None:
         if context is not None:
             context.metrics.request_failure.labels(err="dropped").inc()
         return Response(status_code=499)  # nobody reads it; nginx's "client closed request"
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        """Unknown path (404), wrong method (405), and a body FastAPI could not read (400).
+
+        FastAPI turns any failure to read the body other than malformed JSON into a bare
+        400: JSON nested deeper than the parser's recursion limit, bytes that are not
+        UTF-8, and a body over the payload limit sent without Content-Length (413).
+        """
+        cause = exc.__cause__
+        if isinstance(cause, PayloadTooLarge):
+            return await _too_large(request, cause)
+        if exc.status_code == 400 and cause is not None:
+            if isinstance(cause, RecursionError):
+                detail = "nesting too deep"
+            else:
+                detail = str(cause) or type(cause).__name__
+            message = f"Failed to parse the request body as JSON: {detail}"
+            return error_response(request, message, ErrorType.VALIDATION, 400)
+        message = f"{exc.detail}: {request.method} {request.url.path}"
+        routing = exc.status_code in (404, 405)  # not a request the API failed to answer
+        return error_response(
+            request, message, ErrorType.VALIDATION, exc.status_code, exc.headers, count=not routing
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:

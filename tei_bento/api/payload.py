@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tei_bento.api.responses import send_json
+from tei_bento.api.responses import error_content, send_json
 
 
 class PayloadTooLarge(Exception):
@@ -29,7 +29,7 @@ class PayloadLimitMiddleware:
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await self._refuse(send)
+            await self._refuse(scope, send)
             return
         received = 0
         started = False
@@ -53,12 +53,11 @@ class PayloadLimitMiddleware:
             await self.app(scope, limited_receive, tracking_send)
         except PayloadTooLarge:
             if not started:
-                await self._refuse(send)
+                await self._refuse(scope, send)
 
-    async def _refuse(self, send: Send) -> None:
-        await send_json(
-            send, 413, {"error": payload_error_message(self.limit), "error_type": "Validation"}
-        )
+    async def _refuse(self, scope: Scope, send: Send) -> None:
+        message = payload_error_message(self.limit)
+        await send_json(send, 413, error_content(scope.get("path", ""), message, "Validation", 413))
 
 
 JSON_TYPES = (b"application/json",)

@@ -60,6 +60,22 @@ def stack_vectors(vectors: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
     return [np.ascontiguousarray(v, dtype=np.float32) for v in vectors]
 
 
+OPENAI_PATHS = ("/v1/embeddings", "/embeddings")
+
+
+def error_content(path: str, message: str, error_type: str, status: int) -> dict[str, Any]:
+    """TEI's error body, or OpenAI's shape (TEI's flat fields kept beside it) on its routes.
+
+    Lone surrogates (JSON `"\\ud800"`, which Python's parser lets through) are escaped so
+    that a message quoting the input can always be encoded.
+    """
+    message = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    if path in OPENAI_PATHS:
+        detail = {"message": message, "type": error_type, "code": status}
+        return {"error": detail, **detail}
+    return {"error": message, "error_type": error_type}
+
+
 def _ms(seconds: float) -> str:
     return str(int(seconds * 1000))
 
@@ -76,3 +92,21 @@ def timing_headers(timings: Timings, now: float, compute_type: str) -> dict[str,
         "x-queue-time": _ms(timings.queue),
         "x-inference-time": _ms(timings.inference),
     }
+
+
+def _header(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "required": True, "schema": schema}
+
+
+_NON_NEGATIVE = {"type": "integer", "minimum": 0}
+# What `timing_headers` sends, for the OpenAPI spec of every route that answers with them.
+TIMING_HEADERS_DOC: dict[str, Any] = {
+    "x-compute-type": _header("`cpu` or `gpu+optimized`", {"type": "string"}),
+    "x-compute-time": _header("Total time in milliseconds", _NON_NEGATIVE),
+    "x-total-time": _header("Total time in milliseconds", _NON_NEGATIVE),
+    "x-compute-characters": _header("Characters in the inputs", _NON_NEGATIVE),
+    "x-compute-tokens": _header("Tokens computed", _NON_NEGATIVE),
+    "x-tokenization-time": _header("Tokenization time in milliseconds", _NON_NEGATIVE),
+    "x-queue-time": _header("Time waiting for the model, in milliseconds", _NON_NEGATIVE),
+    "x-inference-time": _header("Inference time in milliseconds", _NON_NEGATIVE),
+}

@@ -20,8 +20,9 @@ from starlette.responses import Response
 from tei_bento.api import routes_embed, routes_rank
 from tei_bento.api.context import context_of
 from tei_bento.api.responses import JSONResponse
-from tei_bento.api.routes_embed import ERRORS
-from tei_bento.errors import ValidationError
+from tei_bento.api.routes_embed import ANSWERS, ERRORS
+from tei_bento.api.schemas import TaskResponse, VertexResponse
+from tei_bento.errors import OverloadedError, ValidationError
 from tei_bento.model.tasks import Task
 
 router = APIRouter(tags=["Text Embeddings Inference"])
@@ -76,19 +77,62 @@ async def _dispatch(
     return await handler(body, request)
 
 
-@router.post("/", responses=ERRORS)
-@router.post("/invocations", responses=ERRORS, include_in_schema=True)
+# These routes read the raw body (its schema depends on the loaded model), so FastAPI cannot
+# see it: the spec names it explicitly.
+TASK_BODY = {
+    "description": "The body of the route the loaded model serves (`model_type` in GET /info):"
+    " /embed (or /similarity), /embed_sparse, /rerank or /predict.",
+    "anyOf": [
+        {"$ref": f"#/components/schemas/{name}"}
+        for name in (
+            "EmbedRequest",
+            "SimilarityRequest",
+            "EmbedSparseRequest",
+            "RerankRequest",
+            "PredictRequest",
+        )
+    ],
+}
+VERTEX_BODY = {
+    "type": "object",
+    "required": ["instances"],
+    "properties": {"instances": {"type": "array", "items": TASK_BODY}},
+}
+
+
+def _json_body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+@router.post(
+    "/", response_model=TaskResponse, responses=ANSWERS, openapi_extra=_json_body(TASK_BODY)
+)
+@router.post(
+    "/invocations",
+    response_model=TaskResponse,
+    responses=ANSWERS,
+    openapi_extra=_json_body(TASK_BODY),
+)
 async def invocations(request: Request) -> Response:
     """Whatever the loaded model serves: /embed, /embed_sparse, /rerank or /predict."""
     return await _dispatch(await _parse(request), request)
 
 
-@router.post("/vertex", responses=ERRORS)
+@router.post(
+    "/vertex",
+    response_model=VertexResponse,
+    responses=ERRORS,
+    openapi_extra=_json_body(VERTEX_BODY),
+)
 async def vertex(request: Request) -> Response:
     """Vertex AI: `{"instances": [...]}` answered as `{"predictions": [...]}`."""
     data = await _parse(request)
     if not isinstance(data, dict) or not isinstance(data.get("instances"), list):
         raise ValidationError("missing field `instances`").without_prefix()
+    if len(data["instances"]) > context_of(request).settings.max_concurrent_requests:
+        # TEI runs the instances at once, one permit (or more) each, and answers 429 when
+        # they outnumber the permits: refuse at once rather than run them one by one.
+        raise OverloadedError()
     predictions = []
     for instance in data["instances"]:
         # TEI reranks an instance shaped like a rerank request whatever the model (so a

@@ -8,7 +8,7 @@ from starlette.responses import Response
 
 from tei_bento.api.context import context_of
 from tei_bento.api.disconnect import unless_disconnected
-from tei_bento.api.responses import stack_vectors
+from tei_bento.api.responses import TIMING_HEADERS_DOC, stack_vectors
 from tei_bento.api.schemas import (
     EmbedAllRequest,
     EmbedRequest,
@@ -21,19 +21,24 @@ from tei_bento.api.schemas import (
 from tei_bento.errors import EmptyError, ValidationError
 
 router = APIRouter(tags=["Text Embeddings Inference"])
+ERROR_DESCRIPTIONS = {
+    400: "Empty input, or a body that is not JSON",
+    401: "Missing or wrong `Authorization: Bearer <api-key>` (only with `--api-key`)",
+    413: "Payload too large",
+    422: "Validation or tokenization error",
+    424: "Inference failed or wrong model type",
+    429: "Model is overloaded",
+    503: "The model is not loaded yet",
+}
 ERRORS = {
     status: {"model": ErrorResponse, "description": description}
-    for status, description in {
-        400: "Empty input",
-        413: "Payload too large",
-        422: "Validation or tokenization error",
-        424: "Inference failed or wrong model type",
-        429: "Model is overloaded",
-    }.items()
+    for status, description in ERROR_DESCRIPTIONS.items()
 }
+# Routes that answer through `ApiContext.reply` send TEI's timing headers with every 200.
+ANSWERS = {200: {"description": "Successful Response", "headers": TIMING_HEADERS_DOC}, **ERRORS}
 
 
-@router.post("/embed", response_model=list[list[float]], responses=ERRORS)
+@router.post("/embed", response_model=list[list[float]], responses=ANSWERS)
 async def embed(body: EmbedRequest, request: Request) -> Response:
     """Pooled embeddings, one vector per input (also for a single string)."""
     context = context_of(request)
@@ -54,7 +59,7 @@ async def embed(body: EmbedRequest, request: Request) -> Response:
     return context.reply(stack_vectors(result.values), result.timings, batch)
 
 
-@router.post("/embed_all", response_model=list[list[list[float]]], responses=ERRORS)
+@router.post("/embed_all", response_model=list[list[list[float]]], responses=ANSWERS)
 async def embed_all(body: EmbedAllRequest, request: Request) -> Response:
     """Every token's last hidden state, special tokens included, without pooling."""
     context = context_of(request)
@@ -70,7 +75,7 @@ async def embed_all(body: EmbedAllRequest, request: Request) -> Response:
     return context.reply(result.values, result.timings, batch)
 
 
-@router.post("/embed_sparse", response_model=list[list[SparseValue]], responses=ERRORS)
+@router.post("/embed_sparse", response_model=list[list[SparseValue]], responses=ANSWERS)
 async def embed_sparse(body: EmbedSparseRequest, request: Request) -> Response:
     """SPLADE sparse vectors: the non-zero entries of max-pooled log(1 + relu(logits))."""
     context = context_of(request)
@@ -96,7 +101,7 @@ def cosine(source: np.ndarray, others: np.ndarray) -> np.ndarray:
     return np.where(dots == 0, 0.0, dots / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
-@router.post("/similarity", response_model=list[float], responses=ERRORS)
+@router.post("/similarity", response_model=list[float], responses=ANSWERS)
 async def similarity(body: SimilarityRequest, request: Request) -> Response:
     """Cosine similarity of `source_sentence` to each of `sentences`."""
     context = context_of(request)

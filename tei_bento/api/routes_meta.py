@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from tei_bento import __version__
 from tei_bento.api.context import ApiContext, context_of
 from tei_bento.api.responses import JSONResponse
+from tei_bento.api.routes_embed import ERRORS
 from tei_bento.api.schemas import ErrorResponse, Info
 from tei_bento.model.tasks import Task
 
@@ -52,18 +53,21 @@ def build_info(context: ApiContext) -> dict:
     }
 
 
-@router.get("/info", response_model=Info)
+@router.get("/info", response_model=Info, responses={s: ERRORS[s] for s in (401, 503)})
 async def get_info(request: Request) -> Response:
     """What is served and with which limits (TEI's fields, plus a few of tei-bento's)."""
     return JSONResponse(build_info(context_of(request)))
 
 
-UNHEALTHY = {503: {"model": ErrorResponse, "description": "The model cannot answer"}}
+UNHEALTHY = {
+    200: {"description": "The model answers (empty body)"},
+    503: {"model": ErrorResponse, "description": "The model cannot answer"},
+}
 
 
-@router.get("/health", responses=UNHEALTHY)
-@router.get("/ping", responses=UNHEALTHY, include_in_schema=False)
-@router.get("/", responses=UNHEALTHY, include_in_schema=False)
+@router.get("/health", responses=UNHEALTHY, response_class=Response)
+@router.get("/ping", responses=UNHEALTHY, response_class=Response)
+@router.get("/", responses=UNHEALTHY, response_class=Response)
 async def health(request: Request) -> Response:
     """200 with an empty body when the model answers, else 503."""
     context = context_of(request)
@@ -73,7 +77,7 @@ async def health(request: Request) -> Response:
     return Response(status_code=200)
 
 
-@router.get("/metrics", include_in_schema=True)
+@router.get("/metrics", response_class=PlainTextResponse)
 async def metrics(request: Request) -> Response:
     """Prometheus text format."""
     registry = context_of(request).metrics.registry

@@ -16,6 +16,8 @@ from starlette.responses import Response
 
 from tei_bento.api.context import context_of
 from tei_bento.api.disconnect import unless_disconnected
+from tei_bento.api.responses import TIMING_HEADERS_DOC
+from tei_bento.api.routes_embed import ERROR_DESCRIPTIONS
 from tei_bento.api.schemas import (
     OpenAIEmbeddingsRequest,
     OpenAIEmbeddingsResponse,
@@ -25,15 +27,21 @@ from tei_bento.api.schemas import (
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["OpenAI compatible"])
-ERRORS = {status: {"model": OpenAIErrorResponse} for status in (400, 413, 422, 424, 429)}
+ANSWERS = {
+    200: {"description": "Successful Response", "headers": TIMING_HEADERS_DOC},
+    **{
+        status: {"model": OpenAIErrorResponse, "description": description}
+        for status, description in ERROR_DESCRIPTIONS.items()
+    },
+}
 
 
 def encode_base64(vector: np.ndarray) -> str:
     return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
 
 
-@router.post("/v1/embeddings", response_model=OpenAIEmbeddingsResponse, responses=ERRORS)
-@router.post("/embeddings", response_model=OpenAIEmbeddingsResponse, include_in_schema=False)
+@router.post("/v1/embeddings", response_model=OpenAIEmbeddingsResponse, responses=ANSWERS)
+@router.post("/embeddings", response_model=OpenAIEmbeddingsResponse, responses=ANSWERS)
 async def openai_embeddings(body: OpenAIEmbeddingsRequest, request: Request) -> Response:
     context = context_of(request)
     served = context.served_model_name

@@ -16,7 +16,7 @@ from starlette.responses import Response
 
 from tei_bento.api.context import context_of
 from tei_bento.api.disconnect import unless_disconnected
-from tei_bento.api.routes_embed import ERRORS
+from tei_bento.api.routes_embed import ANSWERS
 from tei_bento.api.schemas import Prediction, Rank, RerankRequest, RerankResults, PredictRequest
 from tei_bento.errors import BackendError, EmptyError
 
@@ -74,19 +74,21 @@ async def _rerank(body: RerankRequest, request: Request, cohere_form: bool) -> R
     return context.reply(content, result.timings, True, kind="predict")
 
 
-@router.post("/rerank", response_model=list[Rank] | RerankResults, responses=ERRORS)
+@router.post("/rerank", response_model=list[Rank] | RerankResults, responses=ANSWERS)
 async def rerank(body: RerankRequest, request: Request) -> Response:
     """Score `texts` (or `documents`) against `query` with a cross-encoder, best first."""
     return await _rerank(body, request, cohere_form=False)
 
 
-@router.post("/v1/rerank", response_model=RerankResults, responses=ERRORS)
+@router.post("/v1/rerank", response_model=RerankResults, responses=ANSWERS)
 async def rerank_v1(body: RerankRequest, request: Request) -> Response:
     """Cohere / Jina rerank: `documents`, `top_n`, `return_documents`."""
     return await _rerank(body, request, cohere_form=True)
 
 
-@router.post("/predict", response_model=list[Prediction] | list[list[Prediction]], responses=ERRORS)
+@router.post(
+    "/predict", response_model=list[Prediction] | list[list[Prediction]], responses=ANSWERS
+)
 async def predict(body: PredictRequest, request: Request) -> Response:
     """Label scores for a text, a text pair, or a batch of both, best first."""
     context = context_of(request)
