@@ -100,6 +100,10 @@ class Batcher:
         self._waiting.clear()
         self._executor.shutdown(wait=False, cancel_futures=True)
 
+    def run_now_in_model_thread(self, fn: Callable[[], Any]) -> Any:
+        """Blocking variant for start-up, before any event loop runs."""
+        return self._executor.submit(fn).result()
+
     async def run_in_model_thread(self, fn: Callable[[], Any]) -> Any:
         """Run work that must not overlap a forward pass (health probes) on the model thread."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn)

@@ -73,7 +73,10 @@ class Engine:
             overhead_tokens=16 if parts.info.device == "cpu" else 2048,
         )
         self.healthy = True
-        self.probe()  # warms the kernels up and proves the model answers before serving
+        # Warm the kernels up and prove the model answers before serving. On the model thread:
+        # each thread that runs torch gets its own OpenMP team, and two teams on two cores
+        # slow every later forward pass by milliseconds.
+        self.batcher.run_now_in_model_thread(self.probe)
 
     @classmethod
     def from_settings(cls, settings: Settings, observer: BatchObserver | None = None) -> "Engine":
