@@ -100,6 +100,16 @@ async def soak(url: str, seconds: float, clients: int, max_requests: int) -> dic
     }
 
 
+def _timeline(server: Server, started: float, step: float = 30.0) -> list[float]:
+    """RSS at every `step` seconds of the soak: a plateau is an allocator, a slope a leak."""
+    points, mark = [], started
+    for t, rss in server.sampler.samples:
+        if t >= mark:
+            points.append(round(rss / 2**20, 1))
+            mark += step
+    return points
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=3.0)
@@ -121,9 +131,11 @@ def main(argv: list[str] | None = None) -> int:
         warm = asyncio.run(soak(server.url, args.warmup_minutes * 60, args.clients, 50_000))
         time.sleep(3)
         rss_before = server.sampler.rss() if server.sampler else 0
+        soak_started = time.perf_counter()
         result = asyncio.run(soak(server.url, args.minutes * 60, args.clients, args.max_requests))
         time.sleep(5)
         rss_after = server.sampler.rss() if server.sampler else 0
+        timeline = _timeline(server, soak_started) if server.sampler else []
     finally:
         server.stop()
     result.update(
@@ -133,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         max_concurrent_requests=args.permits,
         rss_before_mib=round(rss_before / 2**20, 1),
         rss_after_mib=round(rss_after / 2**20, 1),
+        rss_every_30s_mib=timeline,
         rss_growth_percent=round(100 * (rss_after - rss_before) / rss_before, 2) if rss_before else None,
         command="python -m bench.soak " + " ".join(argv if argv is not None else sys.argv[1:]),
     )
