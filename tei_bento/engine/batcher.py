@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from tei_bento.engine.memory import HeapTrimmer
 from tei_bento.errors import BackendError, TEIError
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ class Batcher:
         self._wakeup: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="model")
+        self._trimmer = HeapTrimmer()
         self.busy = False
 
     @property
@@ -201,6 +203,8 @@ class Batcher:
                 continue
             finally:
                 self.busy = False
+            if not self._waiting:
+                loop.run_in_executor(self._executor, self._trimmer.maybe_trim)
             finished = time.perf_counter()
             for item, result in zip(batch, results):
                 item.finished_at = finished

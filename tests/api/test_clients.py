@@ -69,7 +69,16 @@ def test_openai_error_surfaces_as_api_error(openai_client):
     assert "cannot be empty" in str(caught.value)
 
 
-def test_inference_client_feature_extraction(default_server, minilm_reference):
+@pytest.fixture
+def hub_client_online(monkeypatch):
+    """huggingface_hub blocks every URL, localhost included, in offline mode (which the test
+    command sets so nothing reaches the Hub); the InferenceClient only talks to our server."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "is_offline_mode", lambda: False)
+
+
+def test_inference_client_feature_extraction(default_server, minilm_reference, hub_client_online):
     from huggingface_hub import InferenceClient
 
     client = InferenceClient(model=default_server.url)
@@ -79,7 +88,7 @@ def test_inference_client_feature_extraction(default_server, minilm_reference):
     assert np.asarray(got).size == 384
 
 
-def test_inference_client_sentence_similarity(default_server, minilm_reference):
+def test_inference_client_sentence_similarity(default_server, minilm_reference, hub_client_online):
     from huggingface_hub import InferenceClient
 
     client = InferenceClient(model=default_server.url)
