@@ -26,3 +26,9 @@ def without_normalize(model):
 
     modules = [m for m in model if type(m).__name__ != "Normalize"]
     return SentenceTransformer(modules=modules, device="cpu")
+
+
+def assert_tei_error(response, status: int, message: str, error_type: str) -> None:
+    """TEI's error contract: this status and exactly this body."""
+    assert response.status_code == status, response.text
+    assert response.json() == {"error": message, "error_type": error_type}

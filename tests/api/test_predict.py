@@ -13,6 +13,7 @@ import requests
 import torch
 
 from tests.conftest import CLASSIFIER_LABELS
+from tests.reference import assert_tei_error
 
 TEXT = "I like you. I love you."
 PAIR = ["What is the capital of France?", "Paris is the capital of France."]
@@ -213,9 +214,7 @@ ERROR_CASES = [
 
 @pytest.mark.parametrize("path,body,status,message,error_type", ERROR_CASES)
 def test_errors(classifier_server, path, body, status, message, error_type):
-    response = post(classifier_server, path, body)
-    assert response.status_code == status, response.text
-    assert response.json() == {"error": message, "error_type": error_type}
+    assert_tei_error(post(classifier_server, path, body), status, message, error_type)
 
 
 def test_one_empty_side_of_a_pair_is_fine(classifier_server, classifier_reference):

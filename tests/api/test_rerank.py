@@ -16,6 +16,7 @@ import requests
 import torch
 
 from tests.conftest import RERANK_PERMITS, RERANKER_ARCHITECTURES
+from tests.reference import assert_tei_error
 
 QUERY = "What is the capital of France?"
 TEXTS = [
@@ -275,9 +276,7 @@ ERROR_CASES = [
 
 @pytest.mark.parametrize("path,body,status,message,error_type", ERROR_CASES)
 def test_errors(reranker_server, path, body, status, message, error_type):
-    response = post(reranker_server("bert"), path, body)
-    assert response.status_code == status, response.text
-    assert response.json() == {"error": message, "error_type": error_type}
+    assert_tei_error(post(reranker_server("bert"), path, body), status, message, error_type)
 
 
 def test_one_empty_side_of_a_pair_is_fine(reranker_server, cross_encoders):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import requests
+from tests.reference import assert_tei_error
 
 TEXTS = [
     "What is Deep Learning?",
@@ -181,9 +182,7 @@ ERROR_CASES = [
 
 @pytest.mark.parametrize("path,body,status,message,error_type", ERROR_CASES)
 def test_errors(splade_server, path, body, status, message, error_type):
-    response = post(splade_server, path, body)
-    assert response.status_code == status, response.text
-    assert response.json() == {"error": message, "error_type": error_type}
+    assert_tei_error(post(splade_server, path, body), status, message, error_type)
 
 
 def test_openai_embeddings_always_normalize_so_splade_refuses(splade_server):
