@@ -77,11 +77,6 @@ class Batcher:
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="model")
         self._trimmer = HeapTrimmer()
-        self.busy = False
-
-    @property
-    def queue_size(self) -> int:
-        return len(self._waiting)
 
     def start(self) -> None:
         if self._task is None:
@@ -191,7 +186,6 @@ class Batcher:
             started = time.perf_counter()
             for item in batch:
                 item.started_at = started
-            self.busy = True
             try:
                 results = await loop.run_in_executor(self._executor, self._run_batch, batch)
             except TEIError as exc:
@@ -201,8 +195,6 @@ class Batcher:
                 log.exception("Forward pass failed")
                 self._fail(batch, BackendError(f"inference failed: {exc}"))
                 continue
-            finally:
-                self.busy = False
             if not self._waiting:
                 loop.run_in_executor(self._executor, self._trimmer.maybe_trim)
             finished = time.perf_counter()

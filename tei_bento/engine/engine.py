@@ -58,7 +58,6 @@ class Engine:
         self, settings: Settings, parts: LoadedEngineParts, observer: BatchObserver | None = None
     ) -> None:
         self.settings = settings
-        self.parts = parts
         self.model = parts.model
         self.info = parts.info
         self.tokenizers = parts.tokenizers
