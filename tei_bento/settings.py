@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     max_batch_requests: int | None = Field(
         None, gt=0, description="Most inputs in one forward pass; default: no limit."
     )
+    preferred_batch_tokens: int | None = Field(
+        None,
+        gt=0,
+        description=(
+            "tei-bento: a batch grows to at most this many padded tokens (one input alone may "
+            "be longer); default 2048 on CPU, where bigger batches spill the caches and run "
+            "slower per token, and `--max-batch-tokens` on accelerators."
+        ),
+    )
     max_client_batch_size: int = Field(32, gt=0, description="Most inputs in one request.")
     auto_truncate: bool = Field(
         True, description="Truncate inputs longer than max_input_length when `truncate` is null."
@@ -92,6 +101,13 @@ class Settings(BaseSettings):
     backend: Literal["torch", "onnx"] = Field(
         "torch",
         description="tei-bento: `onnx` runs a graph-fused ONNX Runtime model on CPU.",
+    )
+    torchscript: bool = Field(
+        True,
+        description=(
+            "tei-bento: on CPU, run BERT-family encoders as a traced TorchScript graph "
+            "(same kernels, no per-op Python; checked against eager at start-up)."
+        ),
     )
     quantize: Literal["none", "int8"] = Field(
         "none",

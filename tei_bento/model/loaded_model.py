@@ -123,6 +123,23 @@ class LoadedModel:
         self.network = network
         return report
 
+    def use_torchscript(self) -> bool:
+        """Swap the eager network for a checked TorchScript trace; True when it was swapped.
+
+        CPU only: there the per-op Python is what a small batch waits on. Call it on the
+        model thread, since tracing runs the network (one OpenMP team per thread)."""
+        from tei_bento.model.torchscript import trace_network
+
+        if self.placement.device.type != "cpu" or not isinstance(self.network, torch.nn.Module):
+            return False
+        traced = trace_network(
+            self.network, self.task, self.config, self.pad_token_id, self.accepts_token_type_ids
+        )
+        if traced is None:
+            return False
+        self.network = traced
+        return True
+
     # -- inference -------------------------------------------------------------------
 
     def padded_tensors(

@@ -23,11 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from tei_bento.model.positional import BERT_FAMILY, PositionalNetwork, input_names, output_name
 from tei_bento.model.tasks import Task, auto_class
 
 log = logging.getLogger(__name__)
 
-FUSABLE_TYPES = {"bert", "roberta", "xlm-roberta", "camembert", "distilbert", "mpnet", "electra"}
 CALIBRATION_TEXTS = [
     "What is deep learning?",
     "The capital of France is Paris, a city on the Seine.",
@@ -49,20 +49,6 @@ class OnnxReport:
     fused: dict[str, int]
     min_cosine: float | None
     mean_cosine: float | None
-
-
-class _ExportWrapper(torch.nn.Module):
-    def __init__(self, network: torch.nn.Module, output: str, with_types: bool) -> None:
-        super().__init__()
-        self.network = network
-        self.output = output
-        self.with_types = with_types
-
-    def forward(self, input_ids, attention_mask, token_type_ids=None):  # type: ignore[override]
-        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if self.with_types:
-            kwargs["token_type_ids"] = token_type_ids
-        return getattr(self.network(**kwargs), self.output)
 
 
 class OnnxNetwork:
@@ -87,10 +73,6 @@ class OnnxNetwork:
         return SimpleNamespace(**{self.output: torch.from_numpy(result)})
 
 
-def _output_name(task: Task) -> str:
-    return "last_hidden_state" if task is Task.EMBEDDING else "logits"
-
-
 def _cache_dir(folder: Path, task: Task, quantize: str | None) -> Path:
     import onnxruntime
     import transformers
@@ -107,9 +89,9 @@ def _cache_dir(folder: Path, task: Task, quantize: str | None) -> Path:
 def _export(folder: Path, task: Task, config: Any, target: Path, with_types: bool) -> None:
     """Export with eager attention: its graph is the pattern ORT's fusions recognise."""
     network = auto_class(task).from_pretrained(folder, attn_implementation="eager", dtype=torch.float32)
-    wrapper = _ExportWrapper(network.eval(), _output_name(task), with_types)
+    wrapper = PositionalNetwork(network.eval(), output_name(task), with_types)
     ids = torch.ones(2, 8, dtype=torch.long)
-    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if with_types else [])
+    names = input_names(with_types)
     axes = {name: {0: "batch", 1: "sequence"} for name in [*names, "output"]}
     args = (ids, ids) + ((torch.zeros_like(ids),) if with_types else ())
     with torch.inference_mode():
@@ -128,7 +110,7 @@ def _export(folder: Path, task: Task, config: Any, target: Path, with_types: boo
 def _optimize(source: Path, target: Path, config: Any) -> dict[str, int]:
     from onnxruntime.transformers import optimizer
 
-    if getattr(config, "model_type", "") not in FUSABLE_TYPES:
+    if getattr(config, "model_type", "") not in BERT_FAMILY:
         target.write_bytes(source.read_bytes())
         return {}
     heads = int(getattr(config, "num_attention_heads", 0) or getattr(config, "n_heads", 0))
@@ -186,8 +168,8 @@ def build_onnx_network(
     cache.mkdir(parents=True, exist_ok=True)
     raw, fused_path, final = cache / "model.onnx", cache / "fused.onnx", cache / "final.onnx"
     report_path = cache / "report.json"
-    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if accepts_token_type_ids else [])
-    output = _output_name(task)
+    names = input_names(accepts_token_type_ids)
+    output = output_name(task)
     if final.is_file() and report_path.is_file():
         report = OnnxReport(**json.loads(report_path.read_text()))
         return OnnxNetwork(final, output, names, threads), report

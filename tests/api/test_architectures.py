@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import requests
 
+from tei_bento.model.positional import BERT_FAMILY
 from tests.model_factory import ARCHITECTURES, DECODER_ARCHITECTURES, build_embedding_model
 from tests.reference import assert_same_vectors
 
@@ -125,6 +126,23 @@ def test_batch_does_not_change_an_embedding(arch, served_architectures):
     alone = embed(server, inputs=["short one"], normalize=False)
     batch = embed(server, inputs=[LONG, "short one", TEXTS[1]], normalize=False)
     assert_same_vectors(batch[1:2], alone, min_cosine=0.999999, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_bert_family_is_served_traced_and_others_eager(arch, served_architectures):
+    """The vectors above came through the TorchScript trace where one is taken."""
+    server, _, _ = served_architectures(arch)
+    info = requests.get(server.url + "/info", timeout=10).json()
+    assert info["backend"] == ("torchscript" if arch in BERT_FAMILY else "torch")
+
+
+def test_torchscript_false_serves_eager_with_the_same_vectors(served_architectures, server_pool):
+    traced, reference, folder = served_architectures("roberta")
+    eager = server_pool("--model-id", str(folder), "--torchscript", "false")
+    assert requests.get(eager.url + "/info", timeout=10).json()["backend"] == "torch"
+    got = embed(eager, inputs=TEXTS, normalize=False)
+    assert_same_vectors(got, reference.encode(TEXTS))
+    assert_same_vectors(got, embed(traced, inputs=TEXTS, normalize=False), min_cosine=0.999999, atol=1e-5)
 
 
 def test_decoders_pool_the_last_token(served_architectures):

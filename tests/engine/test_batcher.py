@@ -77,6 +77,22 @@ def test_mixed_queue_is_batched_efficiently():
         loop.close()
 
 
+def test_preferred_tokens_cap_growth_but_never_refuse_a_long_input():
+    loop = asyncio.new_event_loop()
+    try:
+        batcher = Batcher(lambda b: [], max_batch_tokens=16384, preferred_tokens=256)
+        items = make_items(loop, [16] * 40 + [600])
+        batcher._waiting.extend(items)
+        batches = take_all(batcher)
+        assert [len(b) for b in batches] == [16, 16, 8, 1]  # 16 x 16 = 256 tokens each
+        assert batches[-1] == [items[-1]]  # longer than the cap alone: still served
+        uncapped = Batcher(lambda b: [], max_batch_tokens=16384)
+        uncapped._waiting.extend(items[:40])
+        assert len(uncapped._take_batch()) == 40
+    finally:
+        loop.close()
+
+
 def test_cancelled_items_are_dropped_from_the_queue():
     loop = asyncio.new_event_loop()
     try:
