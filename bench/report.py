@@ -235,6 +235,8 @@ def render_markdown(results: Mapping[str, Any]) -> str:
                     _fmt(idle["p90_ms"], 2),
                     _fmt(overhead, 2),
                     "yes" if ok else "**no**",
+                    _fmt(server.get("own_forward", {}).get("median_ms"), 2),
+                    _fmt(idle.get("overhead_own_ms"), 2),
                 )
             )
     out += _table(
@@ -246,6 +248,8 @@ def render_markdown(results: Mapping[str, Any]) -> str:
             "p90 ms",
             "median − bare forward (ms)",
             f"≤ {IDLE_OVERHEAD_LIMIT_MS:g} ms",
+            "own forward ms",
+            "median − own forward (ms)",
         ],
         idle_rows,
     )

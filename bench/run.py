@@ -94,12 +94,14 @@ class Workload:
         st_best_tokens_per_s: float,
         bare_forward_ms: float,
         idle_text: str,
+        model_id: str = DEFAULT_MODEL,
     ) -> None:
         self.texts = texts
         self.tokens = tokens
         self.st_best = st_best_tokens_per_s
         self.bare_forward_ms = bare_forward_ms
         self.idle_text = idle_text
+        self.model_id = model_id
 
 
 async def drive(
@@ -146,12 +148,14 @@ async def drive(
                 server.url, route, work.idle_text, plan.idle_repeats
             )
             median = statistics.median(samples)
+            own = record.get("own_forward", {}).get("median_ms")
             idle[route] = {
                 "n": len(samples),
                 "median_ms": round(median, 3),
                 "p90_ms": report.percentile(samples, 90),
                 "min_ms": round(min(samples), 3),
                 "overhead_ms": round(median - work.bare_forward_ms, 3),
+                "overhead_own_ms": round(median - own, 3) if own is not None else None,
             }
             log(
                 f"  [{server.label}] idle {route}: median {median:.2f} ms "
@@ -249,6 +253,9 @@ def measure_server(
         server.wait_healthy()
         record["startup_s"] = round(server.startup_s, 2)
         log(f"[{server.label}] healthy after {server.startup_s:.1f} s: {record['command']}")
+        if kind == "tei-bento":  # while the server idles: nothing competes
+            record["own_forward"] = own_forward(work, shlex.split(flags), plan.bare_repeats)
+            log(f"[{server.label}] own forward pass: {record['own_forward']}")
         asyncio.run(drive(server, plan, work, routes, concurrencies, kind == "tei-bento", record))
     except Exception as exc:  # noqa: BLE001 - one broken config must not lose the others
         record["error"] = f"{type(exc).__name__}: {exc}"
@@ -261,6 +268,19 @@ def measure_server(
         record["elapsed_s"] = round(time.perf_counter() - started, 1)
         if "error" not in record:
             server.log_path.unlink(missing_ok=True)
+
+
+def own_forward(work: Workload, flags: list[str], repeats: int) -> dict[str, Any]:
+    """The config's own network on the idle text, timed in a separate process."""
+    import json
+    import subprocess
+
+    command = [sys.executable, "-m", "bench.own_forward", "--model-id", work.model_id]
+    command += [*flags, "--text", work.idle_text, "--repeats", str(repeats)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    if done.returncode != 0:
+        return {"error": done.stderr[-2000:]}
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 # -- the whole run ------------------------------------------------------------------------
@@ -370,6 +390,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             base["st_best"]["tokens_per_s"],
             base["bare_forward"]["forward"]["median_ms"],
             short_text(items),
+            args.model_id,
         )
         records: list[dict[str, Any]] = results.setdefault("servers", [])
         for server, (_, flags) in zip(servers, configs):

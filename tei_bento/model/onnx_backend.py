@@ -2,8 +2,8 @@
 
 `--backend onnx` exports the loaded network once (cached on disk), lets ONNX Runtime's
 transformer optimizer fuse attention, GELU and layer norms, and runs it with ORT's CPU
-kernels. `--quantize int8` also quantizes the weight matmuls to int8 with per-channel
-scales, except the feed-forward down projections: their inputs (post-GELU activations)
+kernels. `--quantize int8` also quantizes the weight matmuls to 8 bits with per-channel
+scales (uint8 weights unless the CPU has VNNI, see `int8_weight_type`), except the feed-forward down projections: their inputs (post-GELU activations)
 carry outliers that per-tensor dynamic activation scales cannot hold, and quantizing them
 costs most of the accuracy. At export the quantized model is compared with the float32
 one on fixed sentences and the cosine is logged and reported in /info.
@@ -78,7 +78,8 @@ def _cache_dir(folder: Path, task: Task, quantize: str | None) -> Path:
     import transformers
 
     weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
-    stamp = [str(folder.resolve()), task.value, str(quantize), onnxruntime.__version__]
+    scheme = f"{quantize}:{int8_weight_type()}" if quantize else str(quantize)
+    stamp = [str(folder.resolve()), task.value, scheme, onnxruntime.__version__]
     stamp += [transformers.__version__, torch.__version__]
     stamp += [f"{w.name}:{w.stat().st_size}:{w.stat().st_mtime_ns}" for w in weights]
     key = hashlib.sha1("|".join(stamp).encode()).hexdigest()[:16]
@@ -139,6 +140,28 @@ def feed_forward_down_projections(path: Path, intermediate_size: int) -> list[st
     return names
 
 
+CPUINFO = Path("/proc/cpuinfo")
+
+
+def cpu_has_vnni(cpuinfo: Path = CPUINFO) -> bool:
+    try:
+        flags = cpuinfo.read_text()
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags
+
+
+def int8_weight_type(cpuinfo: Path = CPUINFO) -> str:
+    """Signed int8 weights where the CPU has VNNI, unsigned elsewhere.
+
+    Without VNNI, x86 multiplies uint8 activations by int8 weights with `vpmaddubsw`,
+    whose int16 sums saturate: on an AVX2 EPYC, int8 weights put all-MiniLM-L6-v2 at a
+    minimum cosine of 0.978 to float32 over 600 corpus texts, uint8 weights at 0.993
+    (0.990 with reduce_range). VNNI accumulates in int32 and is what ORT recommends int8
+    weights for."""
+    return "QInt8" if cpu_has_vnni(cpuinfo) else "QUInt8"
+
+
 def _quantize(source: Path, target: Path, config: Any) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -147,7 +170,7 @@ def _quantize(source: Path, target: Path, config: Any) -> None:
     quantize_dynamic(
         str(source),
         str(target),
-        weight_type=QuantType.QInt8,
+        weight_type=getattr(QuantType, int8_weight_type()),
         per_channel=True,
         nodes_to_exclude=feed_forward_down_projections(source, intermediate),
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},

@@ -1,0 +1,67 @@
+"""One config's own forward pass, in-process: the floor of that server's idle latency.
+
+The idle-latency target compares a server with sentence-transformers' bare forward pass.
+A config that serves a faster network (a TorchScript trace, ONNX Runtime) beats that
+floor and so hides what the server itself adds. This times the very network a config
+serves, the way the engine runs it (on the model thread, tokenization excluded, padding,
+pooling and normalization included), so the report can give both differences.
+
+    python -m bench.own_forward --model-id X --text "..." --repeats 100 [serve flags]
+prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Sequence
+
+from tei_bento.cli import add_settings_arguments
+from tei_bento.engine.batcher import WorkItem
+from tei_bento.engine.engine import Engine
+from tei_bento.engine.jobs import EmbedJob
+from tei_bento.settings import Settings
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.own_forward")
+    add_settings_arguments(parser)
+    parser.add_argument("--text", required=True)
+    parser.add_argument("--repeats", type=int, default=100)
+    args = parser.parse_args(argv)
+    overrides = {
+        k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None
+    }
+    engine = Engine.from_settings(Settings.from_sources(overrides))
+    encoding = engine.tokenizers.tokenizer.encode(args.text)
+    batch = [WorkItem(encoding.ids, encoding.type_ids, EmbedJob(), None)]  # type: ignore[arg-type]
+
+    def timed() -> list[float]:
+        for _ in range(10):
+            engine._run_batch(batch)  # what the batcher runs for a batch of one
+        samples = []
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            engine._run_batch(batch)
+            samples.append((time.perf_counter() - start) * 1000)
+        return samples
+
+    samples = sorted(engine.batcher.run_now_in_model_thread(timed))
+    print(
+        json.dumps(
+            {
+                "backend": engine.info.backend,
+                "tokens": len(encoding.ids),
+                "n": len(samples),
+                "median_ms": round(statistics.median(samples), 3),
+                "p90_ms": round(samples[int(0.9 * (len(samples) - 1))], 3),
+            }
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
