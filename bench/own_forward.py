@@ -18,11 +18,10 @@ import statistics
 import time
 from collections.abc import Sequence
 
-from tei_bento.cli import add_settings_arguments
+from tei_bento.cli import add_settings_arguments, settings_from_args
 from tei_bento.engine.batcher import WorkItem
 from tei_bento.engine.engine import Engine
 from tei_bento.engine.jobs import EmbedJob
-from tei_bento.settings import Settings
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -31,10 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--text", required=True)
     parser.add_argument("--repeats", type=int, default=100)
     args = parser.parse_args(argv)
-    overrides = {
-        k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None
-    }
-    engine = Engine.from_settings(Settings.from_sources(overrides))
+    engine = Engine.from_settings(settings_from_args(args))
     encoding = engine.tokenizers.tokenizer.encode(args.text)
     batch = [WorkItem(encoding.ids, encoding.type_ids, EmbedJob(), None)]  # type: ignore[arg-type]
 

@@ -89,18 +89,23 @@ def serve_prometheus(settings: Settings, registry: object) -> None:
         )
 
 
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """Flags given on the command line win over environment variables and defaults."""
+    overrides = {
+        key: value
+        for key, value in vars(args).items()
+        if key in Settings.model_fields and value is not None
+    }
+    return Settings.from_sources(overrides)
+
+
 def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from tei_bento.api.app import create_app
     from tei_bento.engine.engine import Engine
 
-    overrides = {
-        key: value
-        for key, value in vars(args).items()
-        if key in Settings.model_fields and value is not None
-    }
-    settings = Settings.from_sources(overrides)
+    settings = settings_from_args(args)
     configure_logging(settings, args.log_level)
     try:
         engine = Engine.from_settings(settings)

@@ -71,7 +71,6 @@ class Batcher:
         self._run_batch = run_batch
         self.padding_target = padding_target
         self.overhead_tokens = overhead_tokens
-        self.max_batch_tokens = max_batch_tokens
         # A batch grows up to this many padded tokens; one input alone may exceed it.
         self.grow_tokens = min(max_batch_tokens, preferred_tokens or max_batch_tokens)
         self.max_batch_requests = max_batch_requests

@@ -3,9 +3,10 @@
 `--backend onnx` exports the loaded network once (cached on disk), lets ONNX Runtime's
 transformer optimizer fuse attention, GELU and layer norms, and runs it with ORT's CPU
 kernels. `--quantize int8` also quantizes the weight matmuls to 8 bits with per-channel
-scales (uint8 weights unless the CPU has VNNI, see `int8_weight_type`), except the feed-forward down projections: their inputs (post-GELU activations)
-carry outliers that per-tensor dynamic activation scales cannot hold, and quantizing them
-costs most of the accuracy. At export the quantized model is compared with the float32
+scales (uint8 weights unless the CPU has VNNI, see `int8_weight_type`), except the
+feed-forward down projections: their inputs (post-GELU activations) carry outliers that
+per-tensor dynamic activation scales cannot hold, and quantizing them costs most of the
+accuracy. At export the quantized model is compared with the float32
 one on fixed sentences and the cosine is logged and reported in /info.
 """
 
@@ -73,12 +74,11 @@ class OnnxNetwork:
         return SimpleNamespace(**{self.output: torch.from_numpy(result)})
 
 
-def _cache_dir(folder: Path, task: Task, quantize: str | None) -> Path:
+def _cache_dir(folder: Path, task: Task, scheme: str) -> Path:
     import onnxruntime
     import transformers
 
     weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
-    scheme = f"{quantize}:{int8_weight_type()}" if quantize else str(quantize)
     stamp = [str(folder.resolve()), task.value, scheme, onnxruntime.__version__]
     stamp += [transformers.__version__, torch.__version__]
     stamp += [f"{w.name}:{w.stat().st_size}:{w.stat().st_mtime_ns}" for w in weights]
@@ -162,7 +162,7 @@ def int8_weight_type(cpuinfo: Path = CPUINFO) -> str:
     return "QInt8" if cpu_has_vnni(cpuinfo) else "QUInt8"
 
 
-def _quantize(source: Path, target: Path, config: Any) -> None:
+def _quantize(source: Path, target: Path, config: Any, weight_type: str) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -170,7 +170,7 @@ def _quantize(source: Path, target: Path, config: Any) -> None:
     quantize_dynamic(
         str(source),
         str(target),
-        weight_type=getattr(QuantType, int8_weight_type()),
+        weight_type=getattr(QuantType, weight_type),
         per_channel=True,
         nodes_to_exclude=feed_forward_down_projections(source, intermediate),
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
@@ -187,7 +187,8 @@ def build_onnx_network(
     encode: Any,
 ) -> tuple[OnnxNetwork, OnnxReport]:
     """Export (or reuse) the ONNX model; `encode(texts)` tokenizes calibration sentences."""
-    cache = _cache_dir(folder, task, quantize)
+    weight_type = int8_weight_type() if quantize else None
+    cache = _cache_dir(folder, task, f"{quantize}:{weight_type}" if quantize else str(quantize))
     cache.mkdir(parents=True, exist_ok=True)
     raw, fused_path, final = cache / "model.onnx", cache / "fused.onnx", cache / "final.onnx"
     report_path = cache / "report.json"
@@ -200,7 +201,7 @@ def build_onnx_network(
     _export(folder, task, config, raw, accepts_token_type_ids)
     fused = _optimize(raw, fused_path, config)
     if quantize == "int8":
-        _quantize(fused_path, final, config)
+        _quantize(fused_path, final, config, weight_type)
     else:
         fused_path.replace(final)
     network = OnnxNetwork(final, output, names, threads)
