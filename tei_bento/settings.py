@@ -98,9 +98,13 @@ class Settings(BaseSettings):
     cors_allow_origin: list[str] | None = Field(
         None, description="Allowed CORS origins (comma-separated in the environment)."
     )
-    backend: Literal["torch", "onnx"] = Field(
-        "torch",
-        description="tei-bento: `onnx` runs a graph-fused ONNX Runtime model on CPU.",
+    backend: Literal["auto", "torch", "onnx"] = Field(
+        "auto",
+        description=(
+            "tei-bento: `onnx` runs a graph-fused ONNX Runtime model on CPU; `auto` does so "
+            "for float32 BERT-family encoders on CPU once the graph has reproduced the torch "
+            "network (else torch); `torch` always runs torch."
+        ),
     )
     torchscript: bool = Field(
         True,

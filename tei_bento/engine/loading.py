@@ -139,8 +139,15 @@ def load_parts(settings: Settings, version: str) -> LoadedEngineParts:
         lowercase=st_config.do_lower_case,
     )
     backend, accuracy = "torch", None
-    if settings.backend == "onnx" or settings.quantize != "none":
-        quantize = None if settings.quantize == "none" else settings.quantize
+    quantize = None if settings.quantize == "none" else settings.quantize
+    if settings.backend == "auto" and not quantize and model.onnx_by_default():
+        try:
+            model.use_onnx(folder, None, _calibration_encoder(tokenizer, model), verify=True)
+            backend = "onnx"
+            log.info("Serving the model through ONNX Runtime (`--backend torch` opts out)")
+        except Exception as exc:  # any export, optimizer or runtime failure: torch serves
+            log.warning("ONNX Runtime not used, serving the torch network: %s", exc)
+    elif settings.backend == "onnx" or quantize:
         report = model.use_onnx(folder, quantize, _calibration_encoder(tokenizer, model))
         backend = f"onnx-{quantize}" if quantize else "onnx"
         accuracy = (

@@ -104,9 +104,32 @@ class LoadedModel:
             return int(self.dense[-1][0].out_features)
         return self.hidden_size
 
-    def use_onnx(self, folder: Path, quantize: str | None, encode: Any) -> Any:
-        """Swap the torch network for an ONNX Runtime one (CPU only); returns its report."""
-        from tei_bento.model.onnx_backend import build_onnx_network
+    def onnx_by_default(self) -> bool:
+        """Where `--backend auto` picks ONNX Runtime: float32 BERT-family encoders on CPU.
+
+        There ORT's fused graph computes the same float32 numbers as the torch network in
+        a fraction of the time on small batches (5.5 ms against 14 ms traced for a
+        17-token text through all-MiniLM-L6-v2 on 2 vCPUs) and faster at saturation."""
+        from tei_bento.model.positional import BERT_FAMILY
+
+        if self.placement.device.type != "cpu" or self.placement.dtype != torch.float32:
+            return False
+        if getattr(self.config, "model_type", "") not in BERT_FAMILY:
+            return False
+        try:
+            import onnxruntime  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def use_onnx(self, folder: Path, quantize: str | None, encode: Any, verify: bool = False) -> Any:
+        """Swap the torch network for an ONNX Runtime one (CPU only); returns its report.
+
+        With `verify`, the swap happens only if the ONNX model reproduces the torch network
+        on batches of unseen shapes (see `reproduces`); otherwise OnnxMismatch is raised and
+        the torch network stays."""
+        from tei_bento.model.onnx_backend import OnnxMismatch, build_onnx_network
+        from tei_bento.model.positional import reproduces
         from tei_bento.settings import available_cores
 
         if self.placement.device.type != "cpu":
@@ -120,6 +143,10 @@ class LoadedModel:
             available_cores(),
             encode,
         )
+        if verify and not reproduces(
+            network, self.network, self.task, self.config, self.pad_token_id, self.accepts_token_type_ids
+        ):
+            raise OnnxMismatch("the ONNX model's outputs differ from the torch network's")
         self.network = network
         return report
 

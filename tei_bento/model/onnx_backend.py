@@ -41,6 +41,10 @@ CALIBRATION_TEXTS = [
 ]
 
 
+class OnnxMismatch(RuntimeError):
+    """The exported graph does not reproduce the torch network (it is then not served)."""
+
+
 @dataclass(frozen=True)
 class OnnxReport:
     """How the ONNX model was built and how close it is to the float32 network."""

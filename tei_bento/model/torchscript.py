@@ -24,15 +24,16 @@ import torch
 from tei_bento.model.positional import (
     BERT_FAMILY,
     PositionalNetwork,
+    example_batch,
     input_names,
     output_name,
+    reproduces,
 )
 from tei_bento.model.tasks import Task
 
 log = logging.getLogger(__name__)
 
 TRACE_LENGTHS = (9, 5)  # the example the graph is recorded on: two rows, one padded
-CHECK_LENGTHS = ((23, 11, 4), (14,))  # shapes it must then reproduce eager on
 
 
 class TracedNetwork:
@@ -45,30 +46,6 @@ class TracedNetwork:
 
     def __call__(self, **tensors: torch.Tensor) -> SimpleNamespace:
         return SimpleNamespace(**{self.output: self.graph(*(tensors[n] for n in self.names))})
-
-
-def example_batch(
-    lengths: tuple[int, ...], vocab_size: int, pad_token_id: int, with_types: bool
-) -> tuple[torch.Tensor, ...]:
-    """Right-padded rows of fixed pseudo-random ids, as the engine builds batches."""
-    generator = torch.Generator().manual_seed(sum(lengths))
-    longest = max(lengths)
-    ids = torch.randint(min(1000, vocab_size - 1), vocab_size, (len(lengths), longest), generator=generator)
-    mask = torch.zeros_like(ids)
-    for row, length in enumerate(lengths):
-        mask[row, :length] = 1
-    ids = ids.masked_fill(mask == 0, pad_token_id)
-    return (ids, mask, torch.zeros_like(ids)) if with_types else (ids, mask)
-
-
-def _same(got: torch.Tensor, want: torch.Tensor, mask: torch.Tensor) -> bool:
-    if got.shape != want.shape:
-        return False
-    if got.dim() >= 3:  # per-token outputs: padding positions are never read
-        got, want = got[mask.bool()], want[mask.bool()]
-    tolerance = 1e-4 if want.dtype == torch.float32 else 1e-2
-    scale = float(want.abs().max()) if want.numel() else 1.0
-    return bool(torch.allclose(got.float(), want.float(), rtol=tolerance, atol=tolerance * max(scale, 1.0)))
 
 
 def trace_network(
@@ -88,13 +65,13 @@ def trace_network(
             warnings.simplefilter("ignore")  # TracerWarnings about Python values: checked below
             example = example_batch(TRACE_LENGTHS, vocab, pad_token_id, with_types)
             traced = torch.jit.trace(module, example, strict=False, check_trace=False)
-            graph = torch.jit.freeze(traced.eval())
-            for lengths in CHECK_LENGTHS:
-                tensors = example_batch(lengths, vocab, pad_token_id, with_types)
-                if not _same(graph(*tensors), module(*tensors), tensors[1]):
-                    log.warning("TorchScript trace of %s differs from eager; running eager", model_type)
-                    return None
+            graph = TracedNetwork(
+                torch.jit.freeze(traced.eval()), output_name(task), input_names(with_types)
+            )
+            if not reproduces(graph, network, task, config, pad_token_id, with_types):
+                log.warning("TorchScript trace of %s differs from eager; running eager", model_type)
+                return None
     except Exception as exc:  # an architecture the tracer cannot follow runs eager
         log.warning("TorchScript trace of %s failed (%s); running eager", model_type, exc)
         return None
-    return TracedNetwork(graph, output_name(task), input_names(with_types))
+    return graph

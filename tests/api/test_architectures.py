@@ -129,20 +129,28 @@ def test_batch_does_not_change_an_embedding(arch, served_architectures):
 
 
 @pytest.mark.parametrize("arch", ARCHITECTURES)
-def test_bert_family_is_served_traced_and_others_eager(arch, served_architectures):
-    """The vectors above came through the TorchScript trace where one is taken."""
+def test_bert_family_is_served_by_onnx_runtime_and_others_by_torch(arch, served_architectures):
+    """The vectors above came through ONNX Runtime where the default (`--backend auto`)
+    picks it: float32 BERT-family encoders on CPU whose graph reproduced torch."""
     server, _, _ = served_architectures(arch)
     info = requests.get(server.url + "/info", timeout=10).json()
-    assert info["backend"] == ("torchscript" if arch in BERT_FAMILY else "torch")
+    assert info["backend"] == ("onnx" if arch in BERT_FAMILY else "torch")
 
 
-def test_torchscript_false_serves_eager_with_the_same_vectors(served_architectures, server_pool):
-    traced, reference, folder = served_architectures("roberta")
-    eager = server_pool("--model-id", str(folder), "--torchscript", "false")
+@pytest.mark.parametrize("arch", ["roberta", "bert"])
+def test_torch_backend_traced_and_eager_give_the_same_vectors(arch, served_architectures, server_pool):
+    """`--backend torch` serves a TorchScript trace, `--torchscript false` eager: all three
+    backends agree with sentence-transformers and with each other."""
+    default, reference, folder = served_architectures(arch)
+    traced = server_pool("--model-id", str(folder), "--backend", "torch")
+    eager = server_pool("--model-id", str(folder), "--backend", "torch", "--torchscript", "false")
+    assert requests.get(traced.url + "/info", timeout=10).json()["backend"] == "torchscript"
     assert requests.get(eager.url + "/info", timeout=10).json()["backend"] == "torch"
-    got = embed(eager, inputs=TEXTS, normalize=False)
-    assert_same_vectors(got, reference.encode(TEXTS))
-    assert_same_vectors(got, embed(traced, inputs=TEXTS, normalize=False), min_cosine=0.999999, atol=1e-5)
+    want = embed(default, inputs=TEXTS, normalize=False)
+    for server in (traced, eager):
+        got = embed(server, inputs=TEXTS, normalize=False)
+        assert_same_vectors(got, reference.encode(TEXTS))
+        assert_same_vectors(got, want, min_cosine=0.999999, atol=1e-5)
 
 
 def test_decoders_pool_the_last_token(served_architectures):

@@ -90,3 +90,44 @@ def test_int8_weights_are_unsigned_without_vnni(tmp_path, flags, weights):
     cpuinfo.write_text(f"processor : 0\nflags : {flags}\n")
     assert int8_weight_type(cpuinfo) == weights
     assert int8_weight_type(tmp_path / "absent") == "QUInt8"
+
+
+class Shifted:
+    """An ONNX network whose outputs are off by a little: what a bad export would give."""
+
+    def __init__(self, network):
+        self.network = network
+
+    def __call__(self, **tensors):
+        out = self.network(**tensors)
+        return type(out)(**{k: v + 1e-2 for k, v in vars(out).items()})
+
+
+@pytest.mark.parametrize("broken", [False, True])
+def test_auto_backend_serves_onnx_only_when_it_reproduces_torch(
+    broken, models_dir, monkeypatch, cache_env
+):
+    """`--backend auto` (the default): ONNX Runtime when the exported graph gives the torch
+    network's numbers on unseen batch shapes, else torch, and the server still starts."""
+    import torch
+
+    from tei_bento.engine.loading import load_parts
+    from tei_bento.model import onnx_backend
+    from tei_bento.settings import Settings
+    from tests.model_factory import build_embedding_model
+
+    monkeypatch.setenv("TEI_BENTO_CACHE", cache_env["TEI_BENTO_CACHE"])
+    if broken:
+        real = onnx_backend.build_onnx_network
+
+        def build(*args, **kwargs):
+            network, report = real(*args, **kwargs)
+            return Shifted(network), report
+
+        monkeypatch.setattr(onnx_backend, "build_onnx_network", build)
+    folder = build_embedding_model(models_dir / "auto-backend-bert", "bert", pooling="mean")
+    parts = load_parts(Settings(model_id=str(folder)), "test")
+    assert parts.info.backend == ("torch" if broken else "onnx")
+    assert isinstance(parts.model.network, torch.nn.Module) is broken
+    explicit = load_parts(Settings(model_id=str(folder), backend="torch"), "test")
+    assert explicit.info.backend == "torch"
