@@ -22,6 +22,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+# ONNX exports of this session's tiny models (folders in pytest's tmp) go here, not ~/.cache.
+ONNX_CACHE = tempfile.mkdtemp(prefix="tei-bento-test-cache-")
+
+
 def test_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -29,8 +33,10 @@ def test_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         TOKENIZERS_PARALLELISM="false",
         BENTOML_DO_NOT_TRACK="true",
         OMP_NUM_THREADS=env.get("OMP_NUM_THREADS", "2"),
+        TEI_BENTO_CACHE=ONNX_CACHE,
     )
-    for key in ("MODEL_ID", "API_KEY", "POOLING", "DTYPE"):  # never leak the caller's settings
+    # never leak the caller's settings
+    for key in ("MODEL_ID", "API_KEY", "POOLING", "DTYPE", "BACKEND", "QUANTIZE", "TORCHSCRIPT"):
         env.pop(key, None)
     env.update(extra or {})
     return env
