@@ -16,6 +16,8 @@ import hashlib
 import json
 import logging
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -192,37 +194,61 @@ def build_onnx_network(
     threads: int,
     encode: Any,
 ) -> tuple[OnnxNetwork, OnnxReport]:
-    """Export (or reuse) the ONNX model; `encode(texts)` tokenizes calibration sentences."""
+    """Export (or reuse) the ONNX model; `encode(texts)` tokenizes calibration sentences.
+
+    The model is built in a private folder and published into the cache with one rename,
+    so servers starting together on a cold cache never read each other's half-written
+    files: the first to finish publishes, the others keep their own build for this run."""
     weight_type = int8_weight_type() if quantize else None
     cache = _cache_dir(folder, task, f"{quantize}:{weight_type}" if quantize else str(quantize))
-    cache.mkdir(parents=True, exist_ok=True)
-    raw, fused_path, final = cache / "model.onnx", cache / "fused.onnx", cache / "final.onnx"
-    report_path = cache / "report.json"
     names = input_names(accepts_token_type_ids)
     output = output_name(task)
-    if final.is_file() and report_path.is_file():
-        report = OnnxReport(**json.loads(report_path.read_text()))
-        return OnnxNetwork(final, output, names, threads), report
-    log.info("Exporting %s to ONNX in %s", folder, cache)
-    _export(folder, task, config, raw, accepts_token_type_ids)
-    fused = _optimize(raw, fused_path, config)
-    if quantize == "int8":
-        _quantize(fused_path, final, config, weight_type)
-    else:
-        fused_path.replace(final)
-    network = OnnxNetwork(final, output, names, threads)
-    min_cos = mean_cos = None
-    if quantize:
-        reference = OnnxNetwork(fused_path, output, names, threads)
-        tensors = encode(CALIBRATION_TEXTS)
-        got = _pooled(network(**tensors), output, tensors["attention_mask"])
-        want = _pooled(reference(**tensors), output, tensors["attention_mask"])
-        cos = (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
-        min_cos, mean_cos = float(cos.min()), float(cos.mean())
-        log.info("int8 model: cosine to float32 min %.5f mean %.5f", min_cos, mean_cos)
-    report = OnnxReport(str(final), quantize, fused, min_cos, mean_cos)
-    report_path.write_text(json.dumps(report.__dict__))
-    return network, report
+    if _complete(cache):
+        report = OnnxReport(**json.loads((cache / "report.json").read_text()))
+        return OnnxNetwork(cache / "final.onnx", output, names, threads), report
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{cache.name}.building-", dir=cache.parent))
+    try:
+        raw, fused_path, final = work / "model.onnx", work / "fused.onnx", work / "final.onnx"
+        log.info("Exporting %s to ONNX (once; cached in %s)", folder, cache)
+        _export(folder, task, config, raw, accepts_token_type_ids)
+        fused = _optimize(raw, fused_path, config)
+        if quantize == "int8":
+            _quantize(fused_path, final, config, weight_type)
+        else:
+            fused_path.replace(final)
+        network = OnnxNetwork(final, output, names, threads)
+        min_cos = mean_cos = None
+        if quantize:
+            reference = OnnxNetwork(fused_path, output, names, threads)
+            tensors = encode(CALIBRATION_TEXTS)
+            got = _pooled(network(**tensors), output, tensors["attention_mask"])
+            want = _pooled(reference(**tensors), output, tensors["attention_mask"])
+            cos = (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
+            min_cos, mean_cos = float(cos.min()), float(cos.mean())
+            log.info("int8 model: cosine to float32 min %.5f mean %.5f", min_cos, mean_cos)
+        report = OnnxReport(str(cache / "final.onnx"), quantize, fused, min_cos, mean_cos)
+        (work / "report.json").write_text(json.dumps(report.__dict__))
+        _publish(work, cache)
+        if _complete(cache):  # serve the published files, not the folder about to go
+            network = OnnxNetwork(cache / "final.onnx", output, names, threads)
+        return network, report
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _complete(cache: Path) -> bool:
+    return (cache / "final.onnx").is_file() and (cache / "report.json").is_file()
+
+
+def _publish(work: Path, cache: Path) -> None:
+    """Move a finished build into place unless a complete one is already there."""
+    if not _complete(cache):
+        shutil.rmtree(cache, ignore_errors=True)  # an incomplete build from a crashed start
+    try:
+        os.replace(work, cache)
+    except OSError:  # another server published first: its files are as good as ours
+        pass
 
 
 def _pooled(output: SimpleNamespace, name: str, mask: torch.Tensor) -> np.ndarray:

@@ -131,3 +131,25 @@ def test_auto_backend_serves_onnx_only_when_it_reproduces_torch(
     assert isinstance(parts.model.network, torch.nn.Module) is broken
     explicit = load_parts(Settings(model_id=str(folder), backend="torch"), "test")
     assert explicit.info.backend == "torch"
+
+
+def test_cache_is_published_whole_and_a_crashed_build_is_replaced(tmp_path, monkeypatch, minilm_reference):
+    """A build lands in the cache with one rename; a folder left by a crashed start (files
+    but no report) is rebuilt rather than read half-written."""
+    from tei_bento.engine.engine import Engine
+    from tei_bento.settings import Settings
+
+    monkeypatch.setenv("TEI_BENTO_CACHE", str(tmp_path))
+    settings = Settings(backend="onnx")
+    first = Engine.from_settings(settings)
+    (published,) = [d for d in (tmp_path / "onnx").iterdir()]
+    assert sorted(p.name for p in published.iterdir()) == ["final.onnx", "model.onnx", "report.json"]
+    (published / "report.json").unlink()
+    (published / "final.onnx").write_bytes(b"half written")
+    second = Engine.from_settings(settings)
+    assert json.loads((published / "report.json").read_text())["path"] == str(published / "final.onnx")
+    assert [d.name for d in (tmp_path / "onnx").iterdir()] == [published.name]  # no leftovers
+    for engine in (first, second):
+        encoding = engine.tokenizers.tokenizer.encode(TEXTS[1])
+        got = engine.model.forward([encoding.ids], [encoding.type_ids]).pooled
+        assert_same_vectors(got / np.linalg.norm(got), minilm_reference.encode(TEXTS[1:2]))
