@@ -109,7 +109,8 @@ class Settings(BaseSettings):
     torchscript: bool = Field(
         True,
         description=(
-            "tei-bento: on CPU, run BERT-family encoders as a traced TorchScript graph "
+            "tei-bento: where torch serves on CPU (`--backend torch`, or a model `auto` "
+            "leaves to torch), run BERT-family encoders as a traced TorchScript graph "
             "(same kernels, no per-op Python; checked against eager at start-up)."
         ),
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -24,6 +26,7 @@ def free_port() -> int:
 
 # ONNX exports of this session's tiny models (folders in pytest's tmp) go here, not ~/.cache.
 ONNX_CACHE = tempfile.mkdtemp(prefix="tei-bento-test-cache-")
+atexit.register(shutil.rmtree, ONNX_CACHE, ignore_errors=True)  # after the servers stopped
 
 
 def test_env(extra: dict[str, str] | None = None) -> dict[str, str]:

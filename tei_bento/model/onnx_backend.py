@@ -217,12 +217,12 @@ def build_onnx_network(
             _quantize(fused_path, final, config, weight_type)
         else:
             fused_path.replace(final)
-        network = OnnxNetwork(final, output, names, threads)
         min_cos = mean_cos = None
         if quantize:
+            quantized = OnnxNetwork(final, output, names, threads)
             reference = OnnxNetwork(fused_path, output, names, threads)
             tensors = encode(CALIBRATION_TEXTS)
-            got = _pooled(network(**tensors), output, tensors["attention_mask"])
+            got = _pooled(quantized(**tensors), output, tensors["attention_mask"])
             want = _pooled(reference(**tensors), output, tensors["attention_mask"])
             cos = (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
             min_cos, mean_cos = float(cos.min()), float(cos.mean())
@@ -230,9 +230,9 @@ def build_onnx_network(
         report = OnnxReport(str(cache / "final.onnx"), quantize, fused, min_cos, mean_cos)
         (work / "report.json").write_text(json.dumps(report.__dict__))
         _publish(work, cache)
-        if _complete(cache):  # serve the published files, not the folder about to go
-            network = OnnxNetwork(cache / "final.onnx", output, names, threads)
-        return network, report
+        # Serve the published files (ours or a concurrent server's), not the folder about to go.
+        served = cache / "final.onnx" if _complete(cache) else final
+        return OnnxNetwork(served, output, names, threads), report
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

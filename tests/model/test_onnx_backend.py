@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import requests
 
+from tests.broken_onnx_server import shifted_build
 from tests.reference import assert_same_vectors, cosine_rows
+from tests.server import Server, free_port, test_env
 
 TEXTS = [
     "What is Deep Learning?",
@@ -92,17 +95,6 @@ def test_int8_weights_are_unsigned_without_vnni(tmp_path, flags, weights):
     assert int8_weight_type(tmp_path / "absent") == "QUInt8"
 
 
-class Shifted:
-    """An ONNX network whose outputs are off by a little: what a bad export would give."""
-
-    def __init__(self, network):
-        self.network = network
-
-    def __call__(self, **tensors):
-        out = self.network(**tensors)
-        return type(out)(**{k: v + 1e-2 for k, v in vars(out).items()})
-
-
 @pytest.mark.parametrize("broken", [False, True])
 def test_auto_backend_serves_onnx_only_when_it_reproduces_torch(
     broken, models_dir, monkeypatch, cache_env
@@ -118,13 +110,9 @@ def test_auto_backend_serves_onnx_only_when_it_reproduces_torch(
 
     monkeypatch.setenv("TEI_BENTO_CACHE", cache_env["TEI_BENTO_CACHE"])
     if broken:
-        real = onnx_backend.build_onnx_network
-
-        def build(*args, **kwargs):
-            network, report = real(*args, **kwargs)
-            return Shifted(network), report
-
-        monkeypatch.setattr(onnx_backend, "build_onnx_network", build)
+        monkeypatch.setattr(
+            onnx_backend, "build_onnx_network", shifted_build(onnx_backend.build_onnx_network)
+        )
     folder = build_embedding_model(models_dir / "auto-backend-bert", "bert", pooling="mean")
     parts = load_parts(Settings(model_id=str(folder)), "test")
     assert parts.info.backend == ("torch" if broken else "onnx")
@@ -153,3 +141,17 @@ def test_cache_is_published_whole_and_a_crashed_build_is_replaced(tmp_path, monk
         encoding = engine.tokenizers.tokenizer.encode(TEXTS[1])
         got = engine.model.forward([encoding.ids], [encoding.type_ids]).pooled
         assert_same_vectors(got / np.linalg.norm(got), minilm_reference.encode(TEXTS[1:2]))
+
+
+def test_a_server_whose_onnx_graph_differs_serves_torch(minilm_reference):
+    """The same refusal through a real server process: `/info` says torch, the vectors are
+    sentence-transformers' (a served shifted graph would be off by 1e-2 per dimension)."""
+    port = free_port()
+    command = [sys.executable, "-m", "tests.broken_onnx_server", "serve", "--port", str(port)]
+    server = Server(command, test_env(), port).start()
+    try:
+        assert requests.get(server.url + "/info", timeout=10).json()["backend"] == "torchscript"
+        assert "ONNX Runtime not used" in server.log()
+        assert_same_vectors(embed(server, TEXTS), minilm_reference.encode(TEXTS))
+    finally:
+        server.stop()
