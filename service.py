@@ -1,19 +1,21 @@
 """BentoML service: `bentoml serve` (or `bentoml build`) serves TEI's API.
 
 Settings come from TEI's environment variables and from `bentoml serve --arg name=value`
-with TEI's flag names (`--arg model_id=BAAI/bge-small-en-v1.5 --arg max_batch_tokens=8192`).
-The FastAPI app carrying TEI's contract is mounted at `/`; BentoML contributes the process
-model, /livez, /readyz, its own /metrics, `bentoml build` and `containerize`. Batching is the
-engine's token-budget batcher, so BentoML's adaptive batching is not used in front of it.
+with TEI's flag names (`--arg model_id=BAAI/bge-small-en-v1.5 --arg max_batch_tokens=8192`;
+several models: `--arg model_id=a,b` or `--arg models=models.yaml`). The FastAPI app
+carrying TEI's contract is mounted at `/`; BentoML contributes the process model, /livez,
+/readyz (the engines' health, `__is_ready__`), its own /metrics, `bentoml build` and
+`containerize`. Batching is the engine's token-budget batcher, so BentoML's adaptive
+batching is not used in front of it.
 """
 
 from __future__ import annotations
 
 import bentoml
 
-from tei_bento.api.app import attach_engine, create_app
+from tei_bento.api.app import attach_models, create_app
 from tei_bento.bento import pin_worker, service_config
-from tei_bento.engine.engine import Engine
+from tei_bento.engine.models import Models
 from tei_bento.logs import setup_logging
 from tei_bento.settings import Settings
 
@@ -24,13 +26,22 @@ app = create_app(SETTINGS)
 @bentoml.service(**service_config(SETTINGS))
 @bentoml.asgi_app(app, path="/")
 class TEIBento:
-    """Loads the model once per worker and hands the engine to the mounted app."""
+    """Loads the models once per worker and hands them to the mounted app."""
 
     def __init__(self) -> None:
         setup_logging(json_output=SETTINGS.json_output)
         pin_worker(SETTINGS, bentoml.server_context.worker_index)  # one GPU per worker
-        self.engine = Engine.from_settings(SETTINGS)
-        attach_engine(app, self.engine)
+        self.models = Models.load(SETTINGS.model_settings())
+        attach_models(app, self.models)
+
+    async def __is_ready__(self) -> bool:
+        """BentoML's /readyz: ready while every model answers."""
+        return all((await self.models.health()).values())
+
+    @bentoml.on_shutdown
+    async def stop_engines(self) -> None:
+        """Stop every engine and flush the tracer (idempotent with the app's lifespan)."""
+        await app.state.context.shutdown()
 
     async def __metrics__(self, content: str) -> str:
         """BentoML's own metrics, followed by TEI's."""

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from tei_bento.cli import add_settings_arguments, settings_from_args
 from tei_bento.engine.batcher import WorkItem
 from tei_bento.engine.engine import Engine
-from tei_bento.engine.jobs import EmbedJob
+from tei_bento.tasks.embedding import EmbedJob
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--text", required=True)
     parser.add_argument("--repeats", type=int, default=100)
     args = parser.parse_args(argv)
-    engine = Engine.from_settings(settings_from_args(args))
+    engine = Engine.from_settings(settings_from_args(args).model_settings()[0])
     encoding = engine.tokenizers.tokenizer.encode(args.text)
     batch = [WorkItem(encoding.ids, encoding.type_ids, EmbedJob(), None)]  # type: ignore[arg-type]
 
@@ -48,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         json.dumps(
             {
-                "backend": engine.info.backend,
+                "backend": engine.backend.name,
                 "tokens": len(encoding.ids),
                 "n": len(samples),
                 "median_ms": round(statistics.median(samples), 3),

@@ -79,10 +79,6 @@ def parse_config(value: str) -> tuple[str, list[str]]:
     return name.strip(), shlex.split(flags)
 
 
-def _ints(value: str) -> tuple[int, ...]:
-    return tuple(int(v) for v in value.split(",") if v.strip())
-
-
 def plan_from(args: argparse.Namespace) -> Plan:
     plan = PLANS["quick" if args.quick else args.stages]
     overrides: dict[str, Any] = {}

@@ -62,12 +62,18 @@ def metrics_delta(before: Mapping[str, float], after: Mapping[str, float]) -> di
     return {name: value - before.get(name, 0.0) for name, value in after.items()}
 
 
+def family_total(samples: Mapping[str, float], name: str) -> float | None:
+    """A sample summed over its labels (`model`, ...); None when the server has none."""
+    found = [v for k, v in samples.items() if k == name or k.startswith(name + "{")]
+    return sum(found) if found else None
+
+
 def padding_efficiency(delta: Mapping[str, float]) -> float | None:
     """Real tokens / tokens computed with padding, over the window; None without data."""
-    padded = delta.get(PADDED_TOKENS, 0.0)
+    padded = family_total(delta, PADDED_TOKENS) or 0.0
     if padded <= 0:
         return None
-    return round(delta.get(NEXT_TOKENS, 0.0) / padded, 4)
+    return round((family_total(delta, NEXT_TOKENS) or 0.0) / padded, 4)
 
 
 def ratio(value: float | None, reference: float | None) -> float | None:

@@ -29,7 +29,15 @@ from typing import Any
 from bench import corpus as corpus_mod
 from bench import loadgen, report
 from bench.plans import PLANS, Plan, int_list, parse_config, plan_from
-from bench.servers import Server, display, free_port, naive_command, tei_bento_command
+from bench.servers import (
+    REPO,
+    Server,
+    display,
+    free_port,
+    naive_command,
+    server_env,
+    tei_bento_command,
+)
 from tei_bento.settings import DEFAULT_MODEL
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -39,6 +47,22 @@ METRIC_PREFIXES = ("te_batch_", "te_request_count", "te_request_failure", "te_qu
 def short_text(items: Sequence[corpus_mod.Item]) -> str:
     """The idle-latency text: the corpus's first query of 6-10 words (fixed, short)."""
     return next(i.text for i in items if i.kind == "query" and 6 <= i.words <= 10)
+
+
+def parse_checkout(value: str) -> tuple[str, Path]:
+    name, sep, folder = value.partition("=")
+    path = Path(folder).expanduser().resolve()
+    if not sep or not name.strip() or not (path / "tei_bento").is_dir():
+        raise argparse.ArgumentTypeError(f"expected NAME=DIR of a tei-bento checkout, got `{value}`")
+    return name.strip(), path
+
+
+def checkout_env(checkout: Path | None) -> dict[str, str]:
+    """The servers' environment; PYTHONPATH puts another checkout's tei_bento first."""
+    env = server_env()
+    if checkout is not None:
+        env["PYTHONPATH"] = str(checkout)
+    return env
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +80,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=FLAGS",
         help="a tei-bento config: extra `tei-bento serve` flags (repeat; "
         "default: one config `default=`)",
+    )
+    p.add_argument(
+        "--checkout",
+        action="append",
+        type=parse_checkout,
+        default=None,
+        metavar="NAME=DIR",
+        help="config NAME runs the tei_bento of another checkout (e.g. `git worktree add "
+        "/tmp/before <commit>`), so a change is measured against its base in one run",
     )
     p.add_argument("--stages", choices=sorted(PLANS), default="full")
     p.add_argument("--quick", action="store_true", help="same as --stages quick")
@@ -205,7 +238,7 @@ def stage_record(
     start, end = run.probes.get("window_start", {}), run.probes.get("window_end", {})
     seconds = stats["window_s"]
     delta = report.metrics_delta(start.get("metrics", {}), end.get("metrics", {}))
-    server_tokens = delta.get(report.NEXT_TOKENS)
+    server_tokens = report.family_total(delta, report.NEXT_TOKENS)
 
     def pct(key: str) -> float | None:
         if key not in start or key not in end:
@@ -254,7 +287,10 @@ def measure_server(
         record["startup_s"] = round(server.startup_s, 2)
         log(f"[{server.label}] healthy after {server.startup_s:.1f} s: {record['command']}")
         if kind == "tei-bento":  # while the server idles: nothing competes
-            record["own_forward"] = own_forward(work, shlex.split(flags), plan.bare_repeats)
+            checkout = Path(server.env["PYTHONPATH"]) if "PYTHONPATH" in server.env else None
+            record["own_forward"] = own_forward(work, shlex.split(flags), plan.bare_repeats, checkout)
+            if checkout is not None:
+                record["checkout"] = str(checkout)
             log(f"[{server.label}] own forward pass: {record['own_forward']}")
         asyncio.run(drive(server, plan, work, routes, concurrencies, kind == "tei-bento", record))
     except Exception as exc:  # noqa: BLE001 - one broken config must not lose the others
@@ -270,14 +306,20 @@ def measure_server(
             server.log_path.unlink(missing_ok=True)
 
 
-def own_forward(work: Workload, flags: list[str], repeats: int) -> dict[str, Any]:
-    """The config's own network on the idle text, timed in a separate process."""
+def own_forward(
+    work: Workload, flags: list[str], repeats: int, checkout: Path | None = None
+) -> dict[str, Any]:
+    """The config's own network on the idle text, timed in a separate process (run from
+    the config's checkout, whose bench.own_forward knows its own engine)."""
     import json
     import subprocess
 
     command = [sys.executable, "-m", "bench.own_forward", "--model-id", work.model_id]
     command += [*flags, "--text", work.idle_text, "--repeats", str(repeats)]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=900, check=False,
+        cwd=checkout or REPO, env=checkout_env(checkout),
+    )  # fmt: skip
     if done.returncode != 0:
         return {"error": done.stderr[-2000:]}
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -362,8 +404,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         },
     }
     ports = [free_port() for _ in configs]
+    checkouts = dict(args.checkout or [])
+    unknown = set(checkouts) - {label for label, _ in configs}
+    if unknown:
+        raise SystemExit(f"--checkout names no --config: {', '.join(sorted(unknown))}")
     servers = [
-        Server(label, tei_bento_command(port, args.model_id, flags), port)
+        Server(
+            label,
+            tei_bento_command(port, args.model_id, flags),
+            port,
+            env=checkout_env(checkouts.get(label)),
+        )
         for (label, flags), port in zip(configs, ports)
     ]
     naive: Server | None = None

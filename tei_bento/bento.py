@@ -32,10 +32,11 @@ def service_config(settings: Settings, gpus: int | None = None) -> dict[str, Any
     """Keyword arguments of `@bentoml.service`; `gpus` defaults to what torch sees."""
     gpus = gpu_count(settings) if gpus is None else gpus
     workers = max(1, gpus)
-    # Requests past max_concurrent_requests are answered 429 by each worker's engine, with
+    # Requests past max_concurrent_requests are answered 429 by each worker's engines, with
     # TEI's error body; BentoML splits its own limit across the workers, so it stays at 4x
     # that per worker and never answers first.
-    max_concurrency = settings.max_concurrent_requests * 4 * workers
+    permits = sum(model.max_concurrent_requests for model in settings.model_settings())
+    max_concurrency = permits * 4 * workers
     config: dict[str, Any] = {
         "name": "tei-bento",
         "workers": workers,

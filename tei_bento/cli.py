@@ -103,19 +103,22 @@ def serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from tei_bento.api.app import create_app
-    from tei_bento.engine.engine import Engine
+    from tei_bento.engine.models import Models
 
     settings = settings_from_args(args)
     configure_logging(settings, args.log_level)
     try:
-        engine = Engine.from_settings(settings)
+        models = Models.load(settings.model_settings())
     except Exception as exc:
-        logging.getLogger("tei_bento").error("Could not load the model: %s", exc)
-        raise SystemExit(f"tei-bento: could not load model `{settings.model_id}`: {exc}") from exc
-    app = create_app(settings, engine)
+        logging.getLogger("tei_bento").error("Could not load the models: %s", exc)
+        raise SystemExit(f"tei-bento: {exc}") from exc
+    app = create_app(settings, models)
     serve_prometheus(settings, app.state.context.metrics.registry)
     logging.getLogger("tei_bento").info(
-        "Ready: serving %s on http://%s:%s", settings.model_id, settings.hostname, settings.port
+        "Ready: serving %s on http://%s:%s",
+        ", ".join(models.names),
+        settings.hostname,
+        settings.port,
     )
     uvicorn.run(
         app,

@@ -34,6 +34,8 @@ class TEIError(Exception):
 
     error_type: ErrorType = ErrorType.BACKEND
     prefix: str = ""
+    code: str | None = None
+    """A machine-readable code where a client's protocol has one (OpenAI's `code`)."""
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)

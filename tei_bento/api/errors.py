@@ -39,12 +39,19 @@ def error_response(
     status: int,
     headers: dict[str, str] | None = None,
     count: bool = True,
+    code: str | None = None,
 ) -> Response:
     context = getattr(request.app.state, "context", None)
     if count and context is not None and request.url.path not in ("/health", "/ping"):
-        context.metrics.request_failure.labels(err=FAILURE_LABELS[error_type]).inc()
-    content = error_content(request.url.path, message, error_type.value, status)
+        failures = context.metrics.request_failure
+        failures.labels(err=FAILURE_LABELS[error_type], model=model_of(request)).inc()
+    content = error_content(request.url.path, message, error_type.value, status, code)
     return JSONResponse(content, status_code=status, headers=headers)
+
+
+def model_of(request: Request) -> str:
+    """The model a request was routed to (the `model` label), or "" before routing."""
+    return getattr(request.state, "model", "")
 
 
 def describe_validation_error(exc: RequestValidationError) -> tuple[str, int]:
@@ -62,7 +69,7 @@ def describe_validation_error(exc: RequestValidationError) -> tuple[str, int]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TEIError)
     async def _tei_error(request: Request, exc: TEIError) -> Response:
-        return error_response(request, exc.error, exc.error_type, exc.status)
+        return error_response(request, exc.error, exc.error_type, exc.status, code=exc.code)
 
     @app.exception_handler(PayloadTooLarge)
     async def _too_large(request: Request, exc: PayloadTooLarge) -> Response:
@@ -72,7 +79,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _dropped(request: Request, exc: ClientDisconnected) -> Response:
         context = getattr(request.app.state, "context", None)
         if context is not None:
-            context.metrics.request_failure.labels(err="dropped").inc()
+            context.metrics.request_failure.labels(err="dropped", model=model_of(request)).inc()
         return Response(status_code=499)  # nobody reads it; nginx's "client closed request"
 
     @app.exception_handler(StarletteHTTPException)

@@ -2,34 +2,42 @@
 
 prometheus_client appends `_total` to counters in the text format (TEI's exporter does
 not), so `te_request_count` appears as `te_request_count_total`; every other name is
-TEI's. Under `bentoml serve` the same metrics show up in BentoML's /metrics beside its own.
+TEI's. Every family carries a `model` label (the served model name; empty for a request
+that failed before it reached a model), so several models in one process are told apart
+and a single-model dashboard that ignores the label still adds up. Under `bentoml serve`
+the same metrics show up in BentoML's /metrics beside its own.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 
 disable_created_metrics()
 
 DURATION_BUCKETS = tuple(1e-5 * 1.5**k for k in range(1, 36))
+LENGTH_BUCKETS = tuple(float(2**k) for k in range(18))  # 1 ... 131,072 tokens
+BATCH_BUCKETS = tuple(float(2**k) for k in range(13))
+TOKEN_BUCKETS = tuple(float(2**k) for k in range(21))
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None, max_input_length: int = 512):
+    def __init__(self, registry: CollectorRegistry | None = None):
         from prometheus_client import REGISTRY
 
         self.registry = registry or REGISTRY
         r = self.registry
 
-        def counter(name: str, doc: str, labels: tuple[str, ...] = ()) -> Counter:
-            return Counter(name, doc, labels, registry=r)
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(name, doc, (*labels, "model"), registry=r)
 
         def histogram(name: str, doc: str, buckets: tuple[float, ...]) -> Histogram:
-            return Histogram(name, doc, buckets=buckets, registry=r)
+            return Histogram(name, doc, ("model",), buckets=buckets, registry=r)
 
-        self.request_count = counter("te_request_count", "Requests received", ("method",))
-        self.request_success = counter("te_request_success", "Requests answered", ("method",))
-        self.request_failure = counter("te_request_failure", "Requests failed", ("err",))
+        self.request_count = counter("te_request_count", "Requests received", "method")
+        self.request_success = counter("te_request_success", "Requests answered", "method")
+        self.request_failure = counter("te_request_failure", "Requests failed", "err")
         self.request_duration = histogram(
             "te_request_duration", "Request duration (s)", DURATION_BUCKETS
         )
@@ -42,21 +50,16 @@ class Metrics:
         self.inference_duration = histogram(
             "te_request_inference_duration", "Inference time (s)", DURATION_BUCKETS
         )
-        length_buckets = tuple(float(2**k) for k in range(20) if 2**k <= max(max_input_length, 1))
         self.input_length = histogram(
-            "te_request_input_length", "Input length (tokens)", length_buckets or (1.0,)
+            "te_request_input_length", "Input length (tokens), one sample per input", LENGTH_BUCKETS
         )
-        self.queue_size = Gauge("te_queue_size", "Inputs waiting for the model", registry=r)
-        self.batch_next_size = histogram(
-            "te_batch_next_size", "Inputs per batch", tuple(float(2**k) for k in range(13))
-        )
-        self.batch_next_tokens = histogram(
-            "te_batch_next_tokens", "Tokens per batch", tuple(float(2**k) for k in range(21))
-        )
+        self.queue_size = Gauge("te_queue_size", "Inputs waiting for the model", ("model",), registry=r)
+        self.batch_next_size = histogram("te_batch_next_size", "Inputs per batch", BATCH_BUCKETS)
+        self.batch_next_tokens = histogram("te_batch_next_tokens", "Tokens per batch", TOKEN_BUCKETS)
         self.batch_padded_tokens = histogram(
             "te_batch_padded_tokens",
             "tei-bento: tokens computed per batch, padding included",
-            tuple(float(2**k) for k in range(21)),
+            TOKEN_BUCKETS,
         )
         self.embed_count = counter("te_embed_count", "Embed requests")
         self.embed_success = counter("te_embed_success", "Embed requests answered")
@@ -67,9 +70,21 @@ class Metrics:
             "te_predict_duration", "Predict duration (s)", DURATION_BUCKETS
         )
 
-    # BatchObserver protocol
+    def observer(self, model: str) -> "BatchMetrics":
+        """The batcher's observer for one model's engine."""
+        return BatchMetrics(self, model)
+
+
+@dataclass
+class BatchMetrics:
+    """The BatchObserver protocol, recording under one model's label."""
+
+    metrics: Metrics
+    model: str
+
     def batch_formed(self, size: int, tokens: int, padded_tokens: int, queued: int) -> None:
-        self.batch_next_size.observe(size)
-        self.batch_next_tokens.observe(tokens)
-        self.batch_padded_tokens.observe(padded_tokens)
-        self.queue_size.set(queued)
+        m, model = self.metrics, self.model
+        m.batch_next_size.labels(model=model).observe(size)
+        m.batch_next_tokens.labels(model=model).observe(tokens)
+        m.batch_padded_tokens.labels(model=model).observe(padded_tokens)
+        m.queue_size.labels(model=model).set(queued)

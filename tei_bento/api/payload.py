@@ -60,9 +60,6 @@ class PayloadLimitMiddleware:
         await send_json(send, 413, error_content(scope.get("path", ""), message, "Validation", 413))
 
 
-JSON_TYPES = (b"application/json",)
-
-
 class AssumeJsonMiddleware:
     """Treat POST bodies as JSON whatever their Content-Type says.
 

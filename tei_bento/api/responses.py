@@ -63,15 +63,18 @@ def stack_vectors(vectors: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
 OPENAI_PATHS = ("/v1/embeddings", "/embeddings")
 
 
-def error_content(path: str, message: str, error_type: str, status: int) -> dict[str, Any]:
-    """TEI's error body, or OpenAI's shape (TEI's flat fields kept beside it) on its routes.
+def error_content(
+    path: str, message: str, error_type: str, status: int, code: str | None = None
+) -> dict[str, Any]:
+    """TEI's error body, or OpenAI's shape (TEI's flat fields kept beside it) on its routes,
+    whose `code` is the status unless the error has a code of its own (`model_not_found`).
 
     Lone surrogates (JSON `"\\ud800"`, which Python's parser lets through) are escaped so
     that a message quoting the input can always be encoded.
     """
     message = message.encode("utf-8", "backslashreplace").decode("utf-8")
     if path in OPENAI_PATHS:
-        detail = {"message": message, "type": error_type, "code": status}
+        detail = {"message": message, "type": error_type, "code": code or status}
         return {"error": detail, **detail}
     return {"error": message, "error_type": error_type}
 

@@ -1,8 +1,10 @@
 """Task-dispatched routes: POST /, POST /invocations (SageMaker, HF Inference) and /vertex.
 
-The loaded model decides the route: an embedding model embeds (or compares sentences when
-TASK=sentence-similarity or the body is the sentence-similarity form, which TEI refuses), a SPLADE model sparse-embeds, a reranker reranks and a
-classifier predicts. Each body is validated against that route's own schema.
+The model decides the route (the one the body's `model` names, else the first served): its
+task's `invocation_route` says what it does. An embedding model embeds (or compares
+sentences when TASK=sentence-similarity or the body is the sentence-similarity form, which
+TEI refuses), a SPLADE model sparse-embeds, a reranker reranks and a classifier predicts.
+Each body is validated against that route's own schema.
 """
 
 from __future__ import annotations
@@ -23,16 +25,17 @@ from tei_bento.api.responses import JSONResponse
 from tei_bento.api.routes_embed import ANSWERS, ERRORS
 from tei_bento.api.schemas import TaskResponse, VertexResponse
 from tei_bento.errors import OverloadedError, ValidationError
-from tei_bento.model.tasks import Task
+from tei_bento.tasks.base import Route
 
 router = APIRouter(tags=["Text Embeddings Inference"])
 Handler = Callable[[Any, Request], Awaitable[Response]]
-_routes: dict[Task, tuple[type[BaseModel], Handler]] = {}
-
-
-def register(task: Task, schema: type[BaseModel], handler: Handler) -> None:
-    """Other route modules register the handler that serves their task."""
-    _routes[task] = (schema, handler)
+HANDLERS: dict[Route, tuple[type[BaseModel], Handler]] = {
+    Route.EMBED: (routes_embed.EmbedRequest, routes_embed.embed),
+    Route.EMBED_SPARSE: (routes_embed.EmbedSparseRequest, routes_embed.embed_sparse),
+    Route.RERANK: (routes_rank.RerankRequest, routes_rank.rerank),
+    Route.PREDICT: (routes_rank.PredictRequest, routes_rank.predict),
+}
+"""The HTTP handler of each route a task can name as its `invocation_route`."""
 
 
 def _asks_for_similarity(data: Any) -> bool:
@@ -41,12 +44,15 @@ def _asks_for_similarity(data: Any) -> bool:
     return isinstance(inputs, dict) and "source_sentence" in inputs
 
 
-def _route_for(task: Task, data: Any) -> tuple[type[BaseModel], Handler]:
-    if task is Task.EMBEDDING and (
+def _route_for(request: Request, data: Any) -> tuple[type[BaseModel], Handler]:
+    name = data.get("model") if isinstance(data, dict) else None
+    engine = context_of(request).require_models().for_route(None, name if isinstance(name, str) else None)
+    route = engine.task.invocation_route
+    if route is Route.EMBED and engine.task.name == "embedding" and (
         os.environ.get("TASK") == "sentence-similarity" or _asks_for_similarity(data)
     ):
         return routes_embed.SimilarityRequest, routes_embed.similarity
-    return _routes[task]
+    return HANDLERS[route]
 
 
 async def _parse(request: Request) -> Any:
@@ -69,7 +75,7 @@ async def _parse(request: Request) -> Any:
 async def _dispatch(
     data: Any, request: Request, route: tuple[type[BaseModel], Handler] | None = None
 ) -> Response:
-    schema, handler = route or _route_for(context_of(request).require_engine().task, data)
+    schema, handler = route or _route_for(request, data)
     try:
         body = schema.model_validate(data)
     except PydanticValidationError as exc:
@@ -129,7 +135,7 @@ async def vertex(request: Request) -> Response:
     data = await _parse(request)
     if not isinstance(data, dict) or not isinstance(data.get("instances"), list):
         raise ValidationError("missing field `instances`").without_prefix()
-    if len(data["instances"]) > context_of(request).settings.max_concurrent_requests:
+    if len(data["instances"]) > context_of(request).require_models().first.settings.max_concurrent_requests:
         # TEI runs the instances at once, one permit (or more) each, and answers 429 when
         # they outnumber the permits: refuse at once rather than run them one by one.
         raise OverloadedError()
@@ -138,12 +144,7 @@ async def vertex(request: Request) -> Response:
         # TEI reranks an instance shaped like a rerank request whatever the model (so a
         # non-reranker answers 424 "model is not a re-ranker model", not a parse error).
         reranks = isinstance(instance, dict) and "query" in instance and "texts" in instance
-        response = await _dispatch(instance, request, _routes[Task.RERANKER] if reranks else None)
+        response = await _dispatch(instance, request, HANDLERS[Route.RERANK] if reranks else None)
         predictions.append(orjson.loads(response.body))
     return JSONResponse({"predictions": predictions})
 
-
-register(Task.EMBEDDING, routes_embed.EmbedRequest, routes_embed.embed)
-register(Task.SPLADE, routes_embed.EmbedSparseRequest, routes_embed.embed_sparse)
-register(Task.RERANKER, routes_rank.RerankRequest, routes_rank.rerank)
-register(Task.CLASSIFIER, routes_rank.PredictRequest, routes_rank.predict)

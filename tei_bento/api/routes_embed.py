@@ -19,11 +19,13 @@ from tei_bento.api.schemas import (
     as_batch,
 )
 from tei_bento.errors import EmptyError, ValidationError
+from tei_bento.tasks.base import Route
 
 router = APIRouter(tags=["Text Embeddings Inference"])
 ERROR_DESCRIPTIONS = {
     400: "Empty input, or a body that is not JSON",
     401: "Missing or wrong `Authorization: Bearer <api-key>` (only with `--api-key`)",
+    404: "`model` names no served model (GET /v1/models lists them)",
     413: "Payload too large",
     422: "Validation or tokenization error",
     424: "Inference failed or wrong model type",
@@ -42,12 +44,12 @@ ANSWERS = {200: {"description": "Successful Response", "headers": TIMING_HEADERS
 async def embed(body: EmbedRequest, request: Request) -> Response:
     """Pooled embeddings, one vector per input (also for a single string)."""
     context = context_of(request)
+    engine = context.engine_for(request, Route.EMBED, body.model)
     inputs, batch = as_batch(body.inputs)
-    context.count_request(batch)
-    context.metrics.embed_count.inc()
+    context.count_request(engine, batch, "embed")
     result = await unless_disconnected(
         request,
-        context.require_engine().embed(
+        engine.embed(
             inputs,
             normalize=body.normalize,
             truncate=body.truncate,
@@ -56,35 +58,35 @@ async def embed(body: EmbedRequest, request: Request) -> Response:
             dimensions=body.dimensions,
         ),
     )
-    return context.reply(stack_vectors(result.values), result.timings, batch)
+    return context.reply(engine, stack_vectors(result.values), result.timings, batch)
 
 
 @router.post("/embed_all", response_model=list[list[list[float]]], responses=ANSWERS)
 async def embed_all(body: EmbedAllRequest, request: Request) -> Response:
     """Every token's last hidden state, special tokens included, without pooling."""
     context = context_of(request)
+    engine = context.engine_for(request, Route.EMBED_ALL, body.model)
     inputs, batch = as_batch(body.inputs)
-    context.count_request(batch)
-    context.metrics.embed_count.inc()
+    context.count_request(engine, batch, "embed")
     result = await unless_disconnected(
         request,
-        context.require_engine().embed_all(
+        engine.embed_all(
             inputs, truncate=body.truncate, direction=body.direction, prompt_name=body.prompt_name
         ),
     )
-    return context.reply(result.values, result.timings, batch)
+    return context.reply(engine, result.values, result.timings, batch)
 
 
 @router.post("/embed_sparse", response_model=list[list[SparseValue]], responses=ANSWERS)
 async def embed_sparse(body: EmbedSparseRequest, request: Request) -> Response:
     """SPLADE sparse vectors: the non-zero entries of max-pooled log(1 + relu(logits))."""
     context = context_of(request)
+    engine = context.engine_for(request, Route.EMBED_SPARSE, body.model)
     inputs, batch = as_batch(body.inputs)
-    context.count_request(batch)
-    context.metrics.embed_count.inc()
+    context.count_request(engine, batch, "embed")
     result = await unless_disconnected(
         request,
-        context.require_engine().embed_sparse(
+        engine.embed_sparse(
             inputs, truncate=body.truncate, direction=body.direction, prompt_name=body.prompt_name
         ),
     )
@@ -92,7 +94,7 @@ async def embed_sparse(body: EmbedSparseRequest, request: Request) -> Response:
         [{"index": int(i), "value": float(v)} for i, v in zip(indices.tolist(), values.tolist())]
         for indices, values in result.values
     ]
-    return context.reply(content, result.timings, batch)
+    return context.reply(engine, content, result.timings, batch)
 
 
 def cosine(source: np.ndarray, others: np.ndarray) -> np.ndarray:
@@ -105,7 +107,7 @@ def cosine(source: np.ndarray, others: np.ndarray) -> np.ndarray:
 async def similarity(body: SimilarityRequest, request: Request) -> Response:
     """Cosine similarity of `source_sentence` to each of `sentences`."""
     context = context_of(request)
-    engine = context.require_engine()
+    engine = context.engine_for(request, Route.EMBED, body.model)
     sentences = body.inputs.sentences
     if not sentences:
         raise EmptyError("`inputs.sentences` cannot be empty").without_prefix()
@@ -115,7 +117,7 @@ async def similarity(body: SimilarityRequest, request: Request) -> Response:
             f"batch size {len(sentences) + 1} > maximum allowed batch size {limit}"
         ).without_prefix()
     params = body.parameters
-    context.count_request(True)
+    context.count_request(engine, True)
     result = await unless_disconnected(
         request,
         engine.embed(
@@ -127,4 +129,4 @@ async def similarity(body: SimilarityRequest, request: Request) -> Response:
         ),
     )
     vectors = np.stack(result.values)
-    return context.reply(cosine(vectors[0], vectors[1:]), result.timings, True)
+    return context.reply(engine, cosine(vectors[0], vectors[1:]), result.timings, True)

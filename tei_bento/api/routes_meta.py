@@ -2,39 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.responses import PlainTextResponse, Response
 
 from tei_bento import __version__
-from tei_bento.api.context import ApiContext, context_of
+from tei_bento.api.context import context_of
 from tei_bento.api.responses import JSONResponse
 from tei_bento.api.routes_embed import ERRORS
 from tei_bento.api.schemas import ErrorResponse, Info
-from tei_bento.model.tasks import Task
+from tei_bento.engine.engine import Engine
 
 router = APIRouter(tags=["Text Embeddings Inference"])
-POOLING_NAMES = {"last-token": "last_token"}
 
 
-def model_type(context: ApiContext) -> dict:
-    info = context.require_engine().info
-    if info.task in (Task.EMBEDDING, Task.SPLADE):
-        return {"embedding": {"pooling": POOLING_NAMES.get(info.pooling, info.pooling)}}
-    labels = {str(k): v for k, v in sorted(info.id2label.items())}
-    kind = "reranker" if info.task is Task.RERANKER else "classifier"
-    return {kind: {"id2label": labels, "label2id": {v: int(k) for k, v in labels.items()}}}
-
-
-def build_info(context: ApiContext) -> dict:
-    engine = context.require_engine()
-    info, settings = engine.info, context.settings
+def build_info(engine: Engine) -> dict:
+    info, settings = engine.info, engine.settings
     return {
         "model_id": info.source.model_id,
         "model_sha": info.source.sha or settings.revision,
         "model_dtype": info.dtype,
-        "served_model_name": context.served_model_name,
-        "model_type": model_type(context),
+        "served_model_name": engine.name,
+        "model_type": engine.task.model_type(),
         "max_concurrent_requests": settings.max_concurrent_requests,
         "max_input_length": info.max_input_length,
         "max_batch_tokens": settings.max_batch_tokens,
@@ -46,22 +37,23 @@ def build_info(context: ApiContext) -> dict:
         "sha": None,
         "docker_label": None,
         "device": info.device,
-        "embedding_dimension": info.embedding_size if info.task is Task.EMBEDDING else None,
+        "embedding_dimension": engine.task.embedding_size if engine.task.name == "embedding" else None,
         "prompts": info.prompts or None,
-        "backend": info.backend,
-        "accuracy": info.accuracy,
+        "backend": engine.backend.name,
+        "accuracy": engine.backend.accuracy,
     }
 
 
-@router.get("/info", response_model=Info, responses={s: ERRORS[s] for s in (401, 503)})
-async def get_info(request: Request) -> Response:
-    """What is served and with which limits (TEI's fields, plus a few of tei-bento's)."""
-    return JSONResponse(build_info(context_of(request)))
+@router.get("/info", response_model=Info, responses={s: ERRORS[s] for s in (401, 404, 503)})
+async def get_info(request: Request, model: Optional[str] = None) -> Response:
+    """What is served and with which limits (TEI's fields, plus a few of tei-bento's): the
+    first model, or `?model=NAME` (GET /v1/models lists the names)."""
+    return JSONResponse(build_info(context_of(request).engine_for(request, None, model)))
 
 
 UNHEALTHY = {
-    200: {"description": "The model answers (empty body)"},
-    503: {"model": ErrorResponse, "description": "The model cannot answer"},
+    200: {"description": "Every model answers (empty body)"},
+    503: {"model": ErrorResponse, "description": "A model cannot answer"},
 }
 
 
@@ -69,12 +61,19 @@ UNHEALTHY = {
 @router.get("/ping", responses=UNHEALTHY, response_class=Response)
 @router.get("/", responses=UNHEALTHY, response_class=Response)
 async def health(request: Request) -> Response:
-    """200 with an empty body when the model answers, else 503."""
-    context = context_of(request)
-    engine = context.engine
-    if engine is None or not await engine.health():
+    """200 with an empty body when every model answers, else 503 (naming the models that
+    cannot, where several are served)."""
+    models = context_of(request).models
+    if models is None:
         return JSONResponse({"error": "unhealthy", "error_type": "Unhealthy"}, status_code=503)
-    return Response(status_code=200)
+    down = [name for name, healthy in (await models.health()).items() if not healthy]
+    if not down:
+        return Response(status_code=200)
+    body: dict = {"error": "unhealthy", "error_type": "Unhealthy"}
+    if len(models) > 1:
+        body["error"] = "unhealthy: " + ", ".join(f"`{name}` cannot answer" for name in down)
+        body["unhealthy_models"] = down
+    return JSONResponse(body, status_code=503)
 
 
 @router.get("/metrics", response_class=PlainTextResponse)

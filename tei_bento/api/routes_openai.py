@@ -1,14 +1,15 @@
-"""OpenAI-compatible embeddings: POST /v1/embeddings and /embeddings.
+"""OpenAI-compatible embeddings and model list: POST /v1/embeddings, /embeddings, GET /v1/models.
 
 Vectors are always normalized (as OpenAI's are), `base64` is little-endian float32 as
 the `openai` client decodes it, and usage counts the real tokens the model computed.
-A `model` that differs from the served one is logged, never refused, as TEI does.
+`model` picks the served model; where only one is served, a different `model` is logged,
+never refused, as TEI does (see engine/models.py).
 """
 
 from __future__ import annotations
 
 import base64
-import logging
+import time
 
 import numpy as np
 from fastapi import APIRouter, Request
@@ -16,16 +17,18 @@ from starlette.responses import Response
 
 from tei_bento.api.context import context_of
 from tei_bento.api.disconnect import unless_disconnected
-from tei_bento.api.responses import TIMING_HEADERS_DOC
-from tei_bento.api.routes_embed import ERROR_DESCRIPTIONS
+from tei_bento.api.responses import TIMING_HEADERS_DOC, JSONResponse
+from tei_bento.api.routes_embed import ERROR_DESCRIPTIONS, ERRORS
 from tei_bento.api.schemas import (
+    ModelList,
     OpenAIEmbeddingsRequest,
     OpenAIEmbeddingsResponse,
     OpenAIErrorResponse,
     as_batch,
 )
+from tei_bento.tasks.base import Route
 
-log = logging.getLogger(__name__)
+STARTED = int(time.time())
 router = APIRouter(tags=["OpenAI compatible"])
 ANSWERS = {
     200: {"description": "Successful Response", "headers": TIMING_HEADERS_DOC},
@@ -44,14 +47,11 @@ def encode_base64(vector: np.ndarray) -> str:
 @router.post("/embeddings", response_model=OpenAIEmbeddingsResponse, responses=ANSWERS)
 async def openai_embeddings(body: OpenAIEmbeddingsRequest, request: Request) -> Response:
     context = context_of(request)
-    served = context.served_model_name
-    if body.model and body.model != served:
-        log.warning("Request names model `%s`; serving `%s`", body.model, served)
+    engine = context.engine_for(request, Route.EMBED, body.model)
     inputs, batch = as_batch(body.input)
-    context.count_request(batch)
-    context.metrics.embed_count.inc()
+    context.count_request(engine, batch, "embed")
     result = await unless_disconnected(
-        request, context.require_engine().embed(inputs, normalize=True, dimensions=body.dimensions)
+        request, engine.embed(inputs, normalize=True, dimensions=body.dimensions)
     )
     if body.encoding_format == "base64":
         vectors: list = [encode_base64(v) for v in result.values]
@@ -63,7 +63,29 @@ async def openai_embeddings(body: OpenAIEmbeddingsRequest, request: Request) -> 
             {"object": "embedding", "embedding": vector, "index": index}
             for index, vector in enumerate(vectors)
         ],
-        "model": served,
+        "model": engine.name,
         "usage": {"prompt_tokens": result.timings.tokens, "total_tokens": result.timings.tokens},
     }
-    return context.reply(content, result.timings, batch)
+    return context.reply(engine, content, result.timings, batch)
+
+
+@router.get("/v1/models", response_model=ModelList, responses={401: ERRORS[401]})
+async def list_models(request: Request) -> Response:
+    """Every served model, in OpenAI's list format, with its task."""
+    models = context_of(request).require_models()
+    return JSONResponse(
+        {
+            "object": "list",
+            "data": [
+                {
+                    "id": engine.name,
+                    "object": "model",
+                    "created": STARTED,
+                    "owned_by": "tei-bento",
+                    "task": engine.task.name,
+                    "model_id": engine.info.source.model_id,
+                }
+                for engine in models
+            ],
+        }
+    )

@@ -19,6 +19,7 @@ from tei_bento.api.disconnect import unless_disconnected
 from tei_bento.api.routes_embed import ANSWERS
 from tei_bento.api.schemas import Prediction, Rank, RerankRequest, RerankResults, PredictRequest
 from tei_bento.errors import BackendError, EmptyError
+from tei_bento.tasks.base import Route
 
 router = APIRouter(tags=["Text Embeddings Inference"])
 
@@ -35,14 +36,14 @@ def _check_finite(scores: list[float]) -> None:
 
 async def _rerank(body: RerankRequest, request: Request, cohere_form: bool) -> Response:
     context = context_of(request)
+    engine = context.engine_for(request, Route.RERANK, body.model)
     texts = body.texts if body.texts is not None else body.document_texts
     if body.texts is None and body.documents is None:
         raise EmptyError("`texts` cannot be empty").without_prefix()
-    context.count_request(True)
-    context.metrics.predict_count.inc()
+    context.count_request(engine, True, "predict")
     result = await unless_disconnected(
         request,
-        context.require_engine().rerank(
+        engine.rerank(
             body.query,
             texts,
             raw_scores=body.raw_scores,
@@ -58,7 +59,7 @@ async def _rerank(body: RerankRequest, request: Request, cohere_form: bool) -> R
     if cohere_form or body.texts is None:
         with_documents = bool(body.return_documents or body.return_text)
         content: Any = {
-            "model": context.served_model_name,
+            "model": engine.name,
             "results": [
                 {"index": i, "relevance_score": scores[i]}
                 | ({"document": {"text": texts[i]}} if with_documents else {})
@@ -71,7 +72,7 @@ async def _rerank(body: RerankRequest, request: Request, cohere_form: bool) -> R
             {"index": i, "score": scores[i]} | ({"text": texts[i]} if body.return_text else {})
             for i in order
         ]
-    return context.reply(content, result.timings, True, kind="predict")
+    return context.reply(engine, content, result.timings, True, kind="predict")
 
 
 @router.post("/rerank", response_model=list[Rank] | RerankResults, responses=ANSWERS)
@@ -82,7 +83,7 @@ async def rerank(body: RerankRequest, request: Request) -> Response:
 
 @router.post("/v1/rerank", response_model=RerankResults, responses=ANSWERS)
 async def rerank_v1(body: RerankRequest, request: Request) -> Response:
-    """Cohere / Jina rerank: `documents`, `top_n`, `return_documents`."""
+    """Cohere / Jina rerank: `documents`, `top_n`, `return_documents`, `model`."""
     return await _rerank(body, request, cohere_form=True)
 
 
@@ -92,25 +93,20 @@ async def rerank_v1(body: RerankRequest, request: Request) -> Response:
 async def predict(body: PredictRequest, request: Request) -> Response:
     """Label scores for a text, a text pair, or a batch of both, best first."""
     context = context_of(request)
+    engine = context.engine_for(request, Route.PREDICT, body.model)
     inputs, batch = body.as_batch()
-    context.count_request(batch)
-    context.metrics.predict_count.inc()
-    engine = context.require_engine()
+    context.count_request(engine, batch, "predict")
     result = await unless_disconnected(
         request,
         engine.predict(
             inputs, raw_scores=body.raw_scores, truncate=body.truncate, direction=body.direction
         ),
     )
-    id2label = engine.info.id2label
+    label = engine.task.label  # type: ignore[attr-defined]  (the task is a classifier here)
     answers = []
     for scores in result.values:
         values = [float(s) for s in scores]
         _check_finite(values)
-        answers.append(
-            [
-                {"score": values[i], "label": id2label.get(i, f"LABEL_{i}")}
-                for i in tei_order(values)
-            ]
-        )
-    return context.reply(answers if batch else answers[0], result.timings, batch, kind="predict")
+        answers.append([{"score": values[i], "label": label(i)} for i in tei_order(values)])
+    content = answers if batch else answers[0]
+    return context.reply(engine, content, result.timings, batch, kind="predict")

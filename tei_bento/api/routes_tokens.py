@@ -49,9 +49,9 @@ def simple_tokens(tokenized: TokenizedText) -> list[dict]:
 @router.post("/tokenize", response_model=list[list[SimpleToken]], responses=ERRORS)
 async def tokenize(body: TokenizeRequest, request: Request) -> Response:
     """Tokens with ids, text and UTF-8 byte offsets (null for special tokens)."""
-    context = context_of(request)
+    engine = context_of(request).engine_for(request, None, body.model)
     inputs = [body.inputs] if isinstance(body.inputs, str) else body.inputs
-    results = await context.require_engine().tokenize(
+    results = await engine.tokenize(
         inputs, body.add_special_tokens, body.prompt_name
     )
     return JSONResponse([simple_tokens(r) for r in results])
@@ -60,8 +60,8 @@ async def tokenize(body: TokenizeRequest, request: Request) -> Response:
 @router.post("/decode", response_model=list[str], responses=ERRORS)
 async def decode(body: DecodeRequest, request: Request) -> Response:
     """Text of one id list or of a batch of id lists."""
-    context = context_of(request)
+    engine = context_of(request).engine_for(request, None, body.model)
     ids = body.ids
     batch = [ids] if not ids or isinstance(ids[0], int) else ids
-    texts = await context.require_engine().decode(batch, body.skip_special_tokens)
+    texts = await engine.decode(batch, body.skip_special_tokens)
     return JSONResponse(texts)

@@ -47,7 +47,17 @@ class TEIModel(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class TruncationParams(TEIModel):
+class ModelChoice(TEIModel):
+    model: Optional[str] = Field(
+        None,
+        description=(
+            "tei-bento: the served model that answers (GET /v1/models lists them); default: "
+            "the first model that serves this route."
+        ),
+    )
+
+
+class TruncationParams(ModelChoice):
     truncate: Optional[bool] = Field(
         None, description="Truncate inputs longer than max_input_length; null = server default."
     )
@@ -90,12 +100,12 @@ class SimilarityParameters(TruncationParams):
     prompt_name: Optional[str] = None
 
 
-class SimilarityRequest(TEIModel):
+class SimilarityRequest(ModelChoice):
     inputs: SimilarityInput
     parameters: Optional[SimilarityParameters] = None
 
 
-class TokenizeRequest(TEIModel):
+class TokenizeRequest(ModelChoice):
     inputs: Union[str, FastList[str]] = Field(..., examples=["test"])
     add_special_tokens: bool = True
     prompt_name: Optional[str] = None
@@ -109,14 +119,13 @@ class SimpleToken(TEIModel):
     stop: Optional[int]
 
 
-class DecodeRequest(TEIModel):
+class DecodeRequest(ModelChoice):
     ids: Union[TokenIds, FastList[TokenIds]] = Field(..., examples=[[101, 7592, 102]])
     skip_special_tokens: bool = True
 
 
-class OpenAIEmbeddingsRequest(TEIModel):
+class OpenAIEmbeddingsRequest(ModelChoice):
     input: Inputs = Field(..., examples=["What is Deep Learning?"])
-    model: Optional[str] = None
     user: Optional[str] = None
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: Optional[int] = None
@@ -150,7 +159,7 @@ class ErrorResponse(TEIModel):
 class OpenAIErrorDetail(TEIModel):
     message: str
     type: str
-    code: int
+    code: Union[int, str] = Field(..., description="The status, or `model_not_found`.")
 
 
 class OpenAIErrorResponse(TEIModel):
@@ -159,22 +168,21 @@ class OpenAIErrorResponse(TEIModel):
     error: OpenAIErrorDetail
     message: str
     type: str
-    code: int
+    code: Union[int, str]
 
 
-class EmbeddingModelType(TEIModel):
-    pooling: str
+class ServedModel(TEIModel):
+    id: str = Field(..., description="The served model name, as `model` selects it.")
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str = "tei-bento"
+    task: str = Field(..., description="tei-bento: embedding, splade, reranker or classifier.")
+    model_id: str = Field(..., description="tei-bento: the folder or Hub id it was loaded from.")
 
 
-class ClassifierModelType(TEIModel):
-    id2label: dict[str, str]
-    label2id: dict[str, int]
-
-
-class ModelType(TEIModel):
-    embedding: Optional[EmbeddingModelType] = None
-    classifier: Optional[ClassifierModelType] = None
-    reranker: Optional[ClassifierModelType] = None
+class ModelList(TEIModel):
+    object: Literal["list"] = "list"
+    data: list[ServedModel]
 
 
 class Info(TEIModel):
@@ -202,9 +210,6 @@ class Info(TEIModel):
     )
 
 
-EmbedResponse = Annotated[list[list[float]], "one vector per input"]
-
-
 # -- rerank and predict --------------------------------------------------------------
 
 
@@ -226,8 +231,6 @@ class RerankRequest(TruncationParams):
     return_documents: Optional[bool] = Field(
         None, description="Cohere form: include each document (default: false)."
     )
-    model: Optional[str] = None
-
     @property
     def document_texts(self) -> list[str]:
         return [d if isinstance(d, str) else d.text for d in self.documents or []]

@@ -118,7 +118,7 @@ class Sizing:
     def reasoning(self) -> list[str]:
         """Why these numbers, one line each, for the comment block beside the config."""
         m, g = self.model, self.gpu
-        budget = g.memory_gib * USABLE_FRACTION - CUDA_CONTEXT_GIB - m.weights_gib
+        budget = activation_budget_gib(g, m.weights_gib)
         request_tokens = m.inputs_per_request * min(m.max_input_length, TYPICAL_INPUT_TOKENS)
         mlp = 3 if m.decoder else 2
         return [
@@ -172,8 +172,18 @@ def _pow2_floor(value: float) -> int:
 
 def _host_memory(model: ModelClass) -> str:
     """The loader reads the weights into host memory before moving them to the GPU."""
-    need = model.weights_gib * 1.5 + 4
+    return host_memory(model.weights_gib)
+
+
+def host_memory(weights_gib: float) -> str:
+    """Host memory for `weights_gib` of weights: x 1.5 + 4 GiB, a power of two, >= 16Gi."""
+    need = weights_gib * 1.5 + 4
     return f"{max(16, 1 << math.ceil(math.log2(need)))}Gi"
+
+
+def activation_budget_gib(gpu: Gpu, weights_gib: float) -> float:
+    """What one process may spend on activations: usable memory less context and weights."""
+    return gpu.memory_gib * USABLE_FRACTION - CUDA_CONTEXT_GIB - weights_gib
 
 
 def default_client_batch_size(task: DeployTask) -> int:
@@ -188,10 +198,13 @@ def size(
     max_client_batch_size: int | None = None,
     max_batch_tokens: int | None = None,
     predict_concurrency: int | None = None,
+    budget_gib: float | None = None,
 ) -> Sizing:
     """Derive the batch, concurrency and permit knobs; explicit values override a step and
-    everything after it is derived from them, so the set stays consistent."""
-    budget_gib = gpu.memory_gib * USABLE_FRACTION - CUDA_CONTEXT_GIB - model.weights_gib
+    everything after it is derived from them, so the set stays consistent. `budget_gib` is
+    the activation memory this model may use (default: the whole GPU after its weights)."""
+    if budget_gib is None:
+        budget_gib = activation_budget_gib(gpu, model.weights_gib)
     per_token = model.activation_bytes_per_token * ACTIVATION_MARGIN
     memory_tokens = int(max(0.0, budget_gib) * GIB / per_token)
     if memory_tokens < model.max_input_length:
@@ -223,4 +236,159 @@ def size(
         max_client_batch_size=client,
         max_concurrent_requests=predict_concurrency * client,
         host_memory=_host_memory(model),
+    )
+
+
+@dataclass(frozen=True)
+class SharedSizing:
+    """Several models served by one process on one GPU, each sized against its share.
+
+    The process holds one CUDA context and every model's weights; each model has its own
+    batcher and model thread, so their forward passes may run at the same time and their
+    activation peaks add up. The memory left after all the weights is therefore split
+    equally: every model running a full batch at once still fits. The compute cap is not
+    split: it is the latency of one batch on an otherwise idle GPU, and batches of models
+    busy at the same time take turns (more load wants more replicas, not bigger batches).
+    Baseten's proxy counts requests per replica, not per model, so `predict_concurrency` is
+    the sum of what each model needs for its own two batches (traffic spread over the
+    models keeps every batcher fed), and each model's `max_concurrent_requests` is that
+    replica-wide number x its own `max_client_batch_size`: all the requests Baseten lets
+    in may name one model, and none of them is answered 429. Permits bound queued inputs
+    (host memory); `max_batch_tokens` alone bounds GPU memory.
+    """
+
+    gpu: Gpu
+    sizings: tuple[Sizing, ...]  # each model's own knobs, sized against its share
+    alone_memory_tokens: tuple[int, ...]  # what memory would allow each with the GPU alone
+    given: tuple[frozenset[str], ...]  # the knobs each model's entry set itself
+    budget_gib: float  # activation memory of the whole process
+    predict_concurrency: int
+    concurrency_given: bool
+    host_memory: str
+
+    @property
+    def weights_gib(self) -> float:
+        return sum(s.model.weights_gib for s in self.sizings)
+
+    @property
+    def share_gib(self) -> float:
+        return self.budget_gib / len(self.sizings)
+
+    def max_concurrent_requests(self, sizing: Sizing) -> int:
+        return self.predict_concurrency * sizing.max_client_batch_size
+
+    def reasoning(self, labels: list[str]) -> list[str]:
+        """Why these numbers, for the comment block of a multi-model Truss."""
+        g, n = self.gpu, len(self.sizings)
+        weights = " + ".join(f"{s.model.weights_gib:.2f}" for s in self.sizings)
+        lines = [
+            (
+                f"One process serves the {n} models on one {g.name} ({g.memory_gib:g} GiB): one "
+                "CUDA context, every model's weights resident, and a batcher and model thread "
+                "per model, so their forward passes can overlap. The activation memory left "
+                "after all the weights is split equally, so every model running a full batch "
+                "at the same time still fits."
+            ),
+            (
+                f"Weights: {weights} = {self.weights_gib:.2f} GiB. Activation budget: "
+                f"{g.memory_gib:g} x {USABLE_FRACTION} - {CUDA_CONTEXT_GIB:g} GiB CUDA context - "
+                f"weights = {self.budget_gib:.2f} GiB; / {n} = {self.share_gib:.2f} GiB per "
+                f"model. Host memory {self.host_memory}: all the weights x 1.5 + 4 GiB, a power "
+                "of two, at least 16Gi."
+            ),
+        ]
+        for label, s, alone, given in zip(
+            labels, self.sizings, self.alone_memory_tokens, self.given
+        ):
+            m = s.model
+            batch = (
+                "set in the models file or by flag"
+                if "max_batch_tokens" in given
+                else f"min(share, compute, {MAX_BATCH_TOKENS_CAP}) rounded down to a power of two, "
+                f">= one {m.max_input_length}-token input"
+            )
+            client = "set" if "max_client_batch_size" in given else "default"
+            lines.append(
+                f"- {label} ({m.task}): sized as {m.name} ({m.params_millions:g}M parameters, "
+                f"{m.weights_gib:.2f} GiB, {s.dtype}). {m.activation_bytes_per_token} B per "
+                f"padded token x {ACTIVATION_MARGIN}: its share allows {s.memory_tokens} tokens "
+                f"(alone: {alone}); compute caps at {s.compute_tokens}. max_batch_tokens = "
+                f"{s.max_batch_tokens} ({batch}); max_client_batch_size = "
+                f"{s.max_client_batch_size} ({client}); its own two batches take "
+                f"{s.predict_concurrency} typical requests."
+            )
+        own = " + ".join(str(s.predict_concurrency) for s in self.sizings)
+        lines += [
+            (
+                f"predict_concurrency = {self.predict_concurrency}: set with --predict-concurrency."
+                if self.concurrency_given
+                else f"predict_concurrency = {self.predict_concurrency}: the sum of every "
+                f"model's own ({own}), within {CONCURRENCY_RANGE}. Baseten's proxy counts "
+                "requests per replica, not per model; the sum keeps every model's next batch "
+                "full when traffic is spread over them."
+            ),
+            (
+                "max_concurrent_requests of each model = predict_concurrency x its "
+                "max_client_batch_size ("
+                + ", ".join(str(self.max_concurrent_requests(s)) for s in self.sizings)
+                + "): all the requests Baseten lets in may name one model, and none is "
+                "answered 429. Permits bound queued inputs; max_batch_tokens bounds GPU memory."
+            ),
+            (
+                "Compute is shared, not split: each compute cap is one batch's latency on an "
+                "idle GPU; batches of models busy at the same time take turns and take longer, "
+                "so more load wants more replicas, not bigger batches."
+            ),
+        ]
+        return lines
+
+
+def size_shared(
+    models: list[ModelClass],
+    gpu: Gpu,
+    overrides: list[dict[str, int]] | None = None,
+    predict_concurrency: int | None = None,
+) -> SharedSizing:
+    """Size `models` served together by one process on `gpu`: every model's weights first,
+    then an equal share of the activation memory left for each (see SharedSizing).
+    `overrides[i]` may set model i's `max_batch_tokens` / `max_client_batch_size`."""
+    if not models:
+        raise ValueError("no model to size")
+    overrides = overrides or [{} for _ in models]
+    weights = sum(m.weights_gib for m in models)
+    budget = activation_budget_gib(gpu, weights)
+    share = budget / len(models)
+    usable = gpu.memory_gib * USABLE_FRACTION - CUDA_CONTEXT_GIB
+    for model in models:
+        need = model.max_input_length * model.activation_bytes_per_token * ACTIVATION_MARGIN
+        if share * GIB < need:
+            fit = f"{len(models)} models do not fit one {gpu.name} ({gpu.memory_gib:g} GiB)"
+            if budget <= 0:
+                raise DoesNotFit(
+                    f"{fit}: their weights alone take {weights:.1f} GiB of its {usable:.1f} "
+                    "usable GiB"
+                )
+            raise DoesNotFit(
+                f"{fit}: their weights take {weights:.1f} of its {usable:.1f} usable GiB, "
+                f"leaving {share:.2f} GiB of activations per model, and {model.name} needs "
+                f"{need / GIB:.2f} GiB for one {model.max_input_length}-token input"
+            )
+    sizings = tuple(
+        size(model, gpu, budget_gib=share, **override) for model, override in zip(models, overrides)
+    )
+    if predict_concurrency is None:
+        low, high = CONCURRENCY_RANGE
+        total = sum(s.predict_concurrency for s in sizings)
+        concurrency = min(high, max(low, total))
+    else:
+        concurrency = predict_concurrency
+    return SharedSizing(
+        gpu=gpu,
+        sizings=sizings,
+        alone_memory_tokens=tuple(size(model, gpu).memory_tokens for model in models),
+        given=tuple(frozenset(o) for o in overrides),
+        budget_gib=budget,
+        predict_concurrency=concurrency,
+        concurrency_given=predict_concurrency is not None,
+        host_memory=host_memory(weights),
     )

@@ -36,6 +36,7 @@ class WorkItem:
     type_ids: list[int]
     job: Any
     future: asyncio.Future
+    prompt_length: int = 0
     enqueued_at: float = field(default_factory=time.perf_counter)
     started_at: float = 0.0
     finished_at: float = 0.0
@@ -98,6 +99,10 @@ class Batcher:
             if not item.future.done():
                 item.future.set_exception(BackendError("server is shutting down"))
         self._waiting.clear()
+        self.close()
+
+    def close(self) -> None:
+        """Let the model thread go (synchronous: also for an engine that never served)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     def run_now_in_model_thread(self, fn: Callable[[], Any]) -> Any:

@@ -1,8 +1,10 @@
-"""The Engine: one object that every adapter (FastAPI app, BentoML, Truss, CLI) drives.
+"""The Engine: one model, driven by every adapter (FastAPI app, BentoML, Truss, CLI).
 
 A request takes one permit per input (429 at once when none are left), is validated and
 tokenized in the tokenizer pool, queued for the token-budget batcher, and its answers are
-cut out of the batch output on the model thread. The Engine knows nothing of HTTP.
+cut out of the batch output on the model thread. What a route means for this model (which
+routes fit, the job per input, the head after the network) is the task's; how the network
+runs is the backend's. The Engine knows nothing of HTTP.
 """
 
 from __future__ import annotations
@@ -10,26 +12,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from tei_bento import __version__
+from tei_bento.backends.base import Backend
+from tei_bento.backends.select import choose_backend
 from tei_bento.engine.batcher import BatchObserver, Batcher, WorkItem
-from tei_bento.engine.jobs import EmbedJob, ScoreJob, SparseJob, TokenStatesJob
 from tei_bento.engine.loading import LoadedEngineParts, load_parts
 from tei_bento.engine.permits import Permits
 from tei_bento.engine.tokenization import Input, TokenizedText
-from tei_bento.errors import (
-    BackendError,
-    EmptyError,
-    TEIError,
-    ValidationError,
-    WrongModelTypeError,
-)
-from tei_bento.model.tasks import Task
-from tei_bento.settings import Settings
+from tei_bento.errors import BackendError, EmptyError, TEIError, ValidationError
+from tei_bento.model.runner import ModelRunner
+from tei_bento.settings import ModelSettings
+from tei_bento.tasks.base import Route
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +47,8 @@ class Timings:
     queue: float = 0.0
     inference: float = 0.0
     started_at: float = 0.0
+    lengths: list[int] = field(default_factory=list)
+    """Tokens of each input (te_request_input_length)."""
 
 
 @dataclass
@@ -60,13 +59,15 @@ class Result(Generic[T]):
 
 class Engine:
     def __init__(
-        self, settings: Settings, parts: LoadedEngineParts, observer: BatchObserver | None = None
+        self, settings: ModelSettings, parts: LoadedEngineParts, observer: BatchObserver | None = None
     ) -> None:
         self.settings = settings
-        self.model = parts.model
         self.info = parts.info
+        self.task = parts.task
         self.tokenizers = parts.tokenizers
+        self.name = settings.served_model_name or parts.info.source.model_id
         self.permits = Permits(settings.max_concurrent_requests)
+        on_cpu = parts.info.placement.device.type == "cpu"
         self.batcher = Batcher(
             self._run_batch,
             settings.max_batch_tokens,
@@ -74,42 +75,52 @@ class Engine:
             observer=observer,
             # On CPU compute grows with every padded token; accelerators are latency-bound at
             # small batches, so a forward pass costs about as much as many more tokens.
-            overhead_tokens=16 if parts.info.device == "cpu" else 2048,
+            overhead_tokens=16 if on_cpu else 2048,
             preferred_tokens=settings.preferred_batch_tokens
-            or (CPU_PREFERRED_BATCH_TOKENS if parts.info.device == "cpu" else None),
+            or (CPU_PREFERRED_BATCH_TOKENS if on_cpu else None),
         )
         self.healthy = True
-        # Trace, warm the kernels up and prove the model answers before serving. On the model
-        # thread: each thread that runs torch gets its own OpenMP team, and two teams on two
-        # cores slow every later forward pass by milliseconds.
-        self.batcher.run_now_in_model_thread(self._prepare)
+        # Pick the backend, warm the kernels up and prove the model answers before serving.
+        # On the model thread: each thread that runs torch gets its own OpenMP team, and two
+        # teams on two cores slow every later forward pass by milliseconds.
+        self.backend: Backend = self.batcher.run_now_in_model_thread(lambda: self._choose(parts))
+        self.runner = ModelRunner(self.backend, self.task, parts.pad_id)
+        self.batcher.run_now_in_model_thread(self.probe)
 
     @classmethod
-    def from_settings(cls, settings: Settings, observer: BatchObserver | None = None) -> "Engine":
-        return cls(settings, load_parts(settings, __version__), observer)
+    def from_settings(cls, settings: ModelSettings, observer: BatchObserver | None = None) -> "Engine":
+        return cls(settings, load_parts(settings), observer)
 
-    @property
-    def task(self) -> Task:
-        return self.model.task
+    def _choose(self, parts: LoadedEngineParts) -> Backend:
+        tokenizer = parts.tokenizers.tokenizer
 
-    def _prepare(self) -> None:
-        if self.settings.torchscript and self.model.use_torchscript():
-            self.info.backend = "torchscript"
-            log.info("Serving a TorchScript trace of the network")
-        self.probe()
+        def calibration(texts: list[str]) -> Any:
+            encodings = [tokenizer.encode(t) for t in texts]
+            runner = ModelRunner(parts.eager, parts.task, parts.pad_id)
+            return runner.feeds([e.ids for e in encodings], [e.type_ids for e in encodings])
+
+        return choose_backend(
+            self.settings,
+            parts.eager,
+            parts.folder.path,
+            parts.task.auto_class,
+            parts.folder.config,
+            parts.info.placement.dtype,
+            parts.pad_id,
+            calibration,
+        )
 
     def probe(self) -> bool:
         """One real forward pass on a short text: the model answers, and with finite numbers."""
         try:
             encoding = self.tokenizers.tokenizer.encode("health check")
-            output = self.model.forward([encoding.ids], [encoding.type_ids])
-            values = [v for v in (output.pooled, output.sparse, output.logits) if v is not None]
-            healthy = all(np.isfinite(v).all() for v in values)
+            output = self.runner.forward([encoding.ids], [encoding.type_ids])
+            healthy = bool(np.isfinite(output.vectors).all())
         except Exception:
             log.exception("Health probe failed")
             healthy = False
         if not healthy:
-            log.error("The model cannot answer: health probe failed")
+            log.error("The model %s cannot answer: health probe failed", self.name)
         self.healthy = healthy
         return healthy
 
@@ -123,14 +134,20 @@ class Engine:
         await self.batcher.stop()
         self.tokenizers.close()
 
+    def close(self) -> None:
+        """Release the threads of an engine that never started serving."""
+        self.batcher.close()
+        self.tokenizers.close()
+
     # -- batch execution (model thread) ----------------------------------------------
 
     def _run_batch(self, batch: list[WorkItem]) -> list[Any]:
         """Forward a batch; when it fails, retry its inputs one by one so only the culprit fails."""
         try:
-            output = self.model.forward(
+            output = self.runner.forward(
                 [item.ids for item in batch],
                 [item.type_ids for item in batch],
+                prompt_lengths=[item.prompt_length for item in batch],
                 want_token_states=[item.job.needs_token_states for item in batch],
             )
         except Exception as exc:
@@ -163,10 +180,20 @@ class Engine:
                 f"batch size {count} > maximum allowed batch size {limit}"
             ).without_prefix()
 
-    def require_task(self, *tasks: Task, message: str) -> None:
-        """TEI answers 424 with a Backend error when a route does not fit the model."""
-        if self.task not in tasks:
-            raise WrongModelTypeError(message)
+    async def run(
+        self,
+        route: Route,
+        inputs: list[Input],
+        truncate: bool | None = None,
+        direction: str = "right",
+        prompt_name: str | None = None,
+        **options: Any,
+    ) -> Result[Any]:
+        """Any route: the task says whether it fits (424) and what each input computes."""
+        self.task.check(route, **options)
+        job = self.task.job(route, **options)
+        self.check_batch(len(inputs))
+        return await self._infer(inputs, job, truncate, direction, prompt_name)
 
     async def _infer(
         self,
@@ -187,18 +214,23 @@ class Engine:
             )
             tokenized = time.perf_counter()
             loop = asyncio.get_running_loop()
-            items = [WorkItem(e.ids, e.type_ids, job, loop.create_future()) for e in encoded]
+            items = [
+                WorkItem(e.ids, e.type_ids, job, loop.create_future(), e.prompt_length)
+                for e in encoded
+            ]
             values = await self.batcher.submit(items)
         finally:
             lease.release()
         count = len(items)
+        lengths = [len(e.ids) for e in encoded]
         timings = Timings(
             chars=sum(e.chars for e in encoded),
-            tokens=sum(len(e.ids) for e in encoded),
+            tokens=sum(lengths),
             tokenization=tokenized - started,
             queue=sum(i.started_at - i.enqueued_at for i in items) / count,
             inference=sum(i.finished_at - i.started_at for i in items) / count,
             started_at=started,
+            lengths=lengths,
         )
         return Result(values, timings)
 
@@ -211,19 +243,10 @@ class Engine:
         prompt_name: str | None = None,
         dimensions: int | None = None,
     ) -> Result[Any]:
-        self.require_task(Task.EMBEDDING, Task.SPLADE, message="Model is not an embedding model")
-        if self.task is Task.SPLADE and normalize:
-            raise WrongModelTypeError("`normalize` is not available for SPLADE models")
-        if dimensions is not None:
-            if dimensions <= 0:
-                raise ValidationError("`dimensions` should be positive")
-            if dimensions > self.model.embedding_size:
-                raise ValidationError(
-                    "`dimensions` should be smaller than the maximum embedding dimension."
-                )
-        self.check_batch(len(inputs))
-        job = EmbedJob(normalize=normalize, dimensions=dimensions)
-        return await self._infer(inputs, job, truncate, direction, prompt_name)
+        return await self.run(
+            Route.EMBED, inputs, truncate, direction, prompt_name,
+            normalize=normalize, dimensions=dimensions,
+        )  # fmt: skip
 
     async def embed_all(
         self,
@@ -232,11 +255,7 @@ class Engine:
         direction: str = "right",
         prompt_name: str | None = None,
     ) -> Result[Any]:
-        if self.task is Task.SPLADE:
-            raise WrongModelTypeError("`embed_all` is not available for SPLADE models")
-        self.require_task(Task.EMBEDDING, message="Model is not an embedding model")
-        self.check_batch(len(inputs))
-        return await self._infer(inputs, TokenStatesJob(), truncate, direction, prompt_name)
+        return await self.run(Route.EMBED_ALL, inputs, truncate, direction, prompt_name)
 
     async def embed_sparse(
         self,
@@ -245,11 +264,7 @@ class Engine:
         direction: str = "right",
         prompt_name: str | None = None,
     ) -> Result[Any]:
-        self.require_task(
-            Task.SPLADE, message="Model is not an embedding model with SPLADE pooling"
-        )
-        self.check_batch(len(inputs))
-        return await self._infer(inputs, SparseJob(), truncate, direction, prompt_name)
+        return await self.run(Route.EMBED_SPARSE, inputs, truncate, direction, prompt_name)
 
     async def predict(
         self,
@@ -259,9 +274,7 @@ class Engine:
         direction: str = "right",
     ) -> Result[Any]:
         """Label scores per input (a text or a text pair), one permit per input."""
-        self.require_task(Task.CLASSIFIER, Task.RERANKER, message="Model is not a classifier model")
-        self.check_batch(len(inputs))
-        return await self._infer(inputs, ScoreJob(raw_scores), truncate, direction, None)
+        return await self.run(Route.PREDICT, inputs, truncate, direction, raw_scores=raw_scores)
 
     async def rerank(
         self,
@@ -274,10 +287,8 @@ class Engine:
         """One score per (query, text) pair, in the order of `texts`; one permit per pair."""
         if not texts:
             raise EmptyError("`texts` cannot be empty").without_prefix()
-        self.require_task(Task.RERANKER, message="model is not a re-ranker model")
-        self.check_batch(len(texts))
         pairs: list[Input] = [(query, text) for text in texts]
-        result = await self._infer(pairs, ScoreJob(raw_scores), truncate, direction, None)
+        result = await self.run(Route.RERANK, pairs, truncate, direction, raw_scores=raw_scores)
         result.values = [float(scores[0]) for scores in result.values]
         return result
 

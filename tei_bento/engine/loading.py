@@ -1,8 +1,9 @@
-"""Assemble what the engine serves from settings: folder, config, model, tokenizer, limits.
+"""Assemble what an engine serves from its settings: folder, task, network, tokenizer, limits.
 
 Every start-up decision TEI makes is made here, once, with its reasons logged: the task
 the folder serves, its pooling, max_input_length (sentence-transformers' max_seq_length,
-else the position table, capped to max_batch_tokens), and the prompts in force.
+else the position table, capped to max_batch_tokens), and the prompts in force. Which
+backend runs the network is decided later, on the model thread (`backends/select.py`).
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from tei_bento.backends.torch_eager import TorchBackend
 from tei_bento.engine.tokenization import PromptConfig, TokenizerPool
-from tei_bento.model.device import choose_placement
-from tei_bento.model.loaded_model import LoadedModel, max_positions
+from tei_bento.model.device import Placement, choose_placement
+from tei_bento.model.runner import max_positions, pad_token_id
 from tei_bento.model.source import ModelSource, resolve_model
 from tei_bento.model.st_config import read_sentence_transformers_config
-from tei_bento.model.tasks import Task, default_pooling, detect_task
-from tei_bento.settings import Settings, available_cores
+from tei_bento.settings import ModelSettings, available_cores
+from tei_bento.tasks.base import ModelFolder, Task
+from tei_bento.tasks.registry import default_pooling, detect_task
 
 log = logging.getLogger(__name__)
 
@@ -25,26 +28,32 @@ log = logging.getLogger(__name__)
 @dataclass
 class ModelInfo:
     source: ModelSource
-    task: Task
-    pooling: str
-    dtype: str
-    device: str
+    placement: Placement
     max_input_length: int
-    embedding_size: int
-    id2label: dict[int, str]
     prompts: dict[str, str]
-    backend: str = "torch"
-    accuracy: dict[str, Any] | None = None
+
+    @property
+    def dtype(self) -> str:
+        return self.placement.dtype_name
+
+    @property
+    def device(self) -> str:
+        return str(self.placement.device)
 
 
 @dataclass
 class LoadedEngineParts:
-    model: LoadedModel
+    """The eager network (the backend selector's reference), task, tokenizers and facts."""
+
+    eager: TorchBackend
+    task: Task
+    folder: ModelFolder
     tokenizers: TokenizerPool
     info: ModelInfo
+    pad_id: int
 
 
-def max_input_length(settings: Settings, base: int) -> int:
+def max_input_length(settings: ModelSettings, base: int) -> int:
     if base <= settings.max_batch_tokens:
         return base
     if not settings.auto_truncate:
@@ -81,40 +90,43 @@ def _load_tokenizer(folder: Any) -> tuple[Any, int | None]:
     return backend, (int(limit) if limit and limit < 1_000_000 else None)
 
 
-def _calibration_encoder(tokenizer: Any, model: LoadedModel) -> Any:
-    def encode(texts: list[str]) -> dict:
-        encodings = [tokenizer.encode(t) for t in texts]
-        return model.padded_tensors([e.ids for e in encodings], [e.type_ids for e in encodings])
+def _prompt_config(settings: ModelSettings, prompts: dict[str, str], st_default: str | None) -> PromptConfig:
+    """The prompts in force: the folder's, the settings' on top, and the default one."""
+    if settings.default_prompt_name is not None:
+        PromptConfig(prompts).resolve(settings.default_prompt_name)
+    default_prompt = settings.default_prompt
+    default_name = settings.default_prompt_name or (
+        st_default if settings.default_prompt is None else None
+    )
+    if default_name is not None and default_name in prompts:
+        default_prompt = prompts[default_name]
+    return PromptConfig(prompts, default_prompt)
 
-    return encode
 
-
-def load_parts(settings: Settings, version: str) -> LoadedEngineParts:
+def load_parts(settings: ModelSettings) -> LoadedEngineParts:
     from transformers import AutoConfig
 
     source = resolve_model(settings)
-    folder = source.path
-    config = AutoConfig.from_pretrained(folder)
-    st_config = read_sentence_transformers_config(folder)
+    path = source.path
+    config = AutoConfig.from_pretrained(path)
+    st_config = read_sentence_transformers_config(path)
     pooling = settings.pooling or st_config.pooling or default_pooling(config)
-    task = detect_task(config, pooling)
-    if task is Task.SPLADE and not any(
-        a.endswith("ForMaskedLM") for a in (config.architectures or [])
-    ):
-        raise RuntimeError("`--pooling splade` needs a *ForMaskedLM model")
+    task_class = detect_task(config, pooling)
     placement = choose_placement(settings.device, settings.dtype)
     log.info(
         "Loading %s from %s as %s (%s pooling) on %s with %s",
         source.model_id,
-        folder,
-        task.value,
-        pooling,
+        path,
+        task_class.name,
+        pooling.value,
         placement.device,
         placement.dtype_name,
     )
-    model = LoadedModel(folder, config, task, pooling, placement, st_config, settings.dense_path)
+    folder = ModelFolder(path, config, st_config, pooling, settings, placement.device)
+    task = task_class(folder)
+    eager = TorchBackend.load(path, task.auto_class, task.network_output, placement)
 
-    tokenizer, tokenizer_limit = _load_tokenizer(folder)
+    tokenizer, tokenizer_limit = _load_tokenizer(path)
     # sentence-transformers' max_seq_length wins; without it, the tokenizer's and the position
     # table's limits apply, as they do in SentenceTransformer.
     declared = st_config.max_seq_length or tokenizer_limit
@@ -122,54 +134,14 @@ def load_parts(settings: Settings, version: str) -> LoadedEngineParts:
     base_length = min(limits) if limits else settings.max_batch_tokens
     input_limit = max_input_length(settings, base_length)
 
-    if settings.default_prompt_name is not None:
-        PromptConfig(st_config.prompts).resolve(settings.default_prompt_name)
-    default_prompt = settings.default_prompt
-    default_name = settings.default_prompt_name or (
-        st_config.default_prompt_name if settings.default_prompt is None else None
-    )
-    if default_name is not None and default_name in st_config.prompts:
-        default_prompt = st_config.prompts[default_name]
-    workers = settings.tokenization_workers or available_cores()
+    prompts = {**st_config.prompts, **settings.prompts}
     tokenizers = TokenizerPool(
         tokenizer,
         input_limit,
-        PromptConfig(st_config.prompts, default_prompt),
-        workers,
+        _prompt_config(settings, prompts, st_config.default_prompt_name),
+        settings.tokenization_workers or available_cores(),
         lowercase=st_config.do_lower_case,
+        pool_prompt=st_config.include_prompt,
     )
-    backend, accuracy = "torch", None
-    quantize = None if settings.quantize == "none" else settings.quantize
-    if settings.backend == "auto" and not quantize and model.onnx_by_default():
-        try:
-            model.use_onnx(folder, None, _calibration_encoder(tokenizer, model), verify=True)
-            backend = "onnx"
-            log.info("Serving the model through ONNX Runtime (`--backend torch` opts out)")
-        except Exception as exc:  # any export, optimizer or runtime failure: torch serves
-            log.warning("ONNX Runtime not used, serving the torch network: %s", exc)
-    elif settings.backend == "onnx" or quantize:
-        report = model.use_onnx(folder, quantize, _calibration_encoder(tokenizer, model))
-        backend = f"onnx-{quantize}" if quantize else "onnx"
-        accuracy = (
-            {
-                "min_cosine_to_float32": report.min_cosine,
-                "mean_cosine_to_float32": report.mean_cosine,
-            }
-            if quantize
-            else None
-        )
-    id2label = {int(k): v for k, v in (getattr(config, "id2label", None) or {}).items()}
-    info = ModelInfo(
-        source=source,
-        task=task,
-        pooling=pooling,
-        dtype=placement.dtype_name,
-        device=str(placement.device),
-        max_input_length=input_limit,
-        embedding_size=model.embedding_size,
-        id2label=id2label,
-        prompts=st_config.prompts,
-        backend=backend,
-        accuracy=accuracy,
-    )
-    return LoadedEngineParts(model, tokenizers, info)
+    info = ModelInfo(source, placement, input_limit, prompts)
+    return LoadedEngineParts(eager, task, folder, tokenizers, info, pad_token_id(config))

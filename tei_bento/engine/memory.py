@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 class HeapTrimmer:
     def __init__(self, min_interval_s: float = 5.0) -> None:
         self.min_interval_s = min_interval_s
-        self._last = 0.0
+        self._last: float | None = None  # the first trim never waits, however long the machine is up
         self._trim = None
         name = ctypes.util.find_library("c")
         try:
@@ -31,7 +31,9 @@ class HeapTrimmer:
 
     def maybe_trim(self) -> bool:
         now = time.monotonic()
-        if self._trim is None or now - self._last < self.min_interval_s:
+        if self._trim is None:
+            return False
+        if self._last is not None and now - self._last < self.min_interval_s:
             return False
         self._last = now
         self._trim(0)

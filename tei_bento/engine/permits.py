@@ -21,10 +21,6 @@ class Permits:
         self.available -= count
         return PermitLease(self, count)
 
-    @property
-    def in_use(self) -> int:
-        return self.total - self.available
-
 
 class PermitLease:
     """Returned by `acquire`; releasing twice is harmless, so `finally` blocks stay simple."""
@@ -37,8 +33,3 @@ class PermitLease:
         self._permits.available += self._count
         self._count = 0
 
-    def __enter__(self) -> "PermitLease":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()

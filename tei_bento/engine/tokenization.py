@@ -36,6 +36,8 @@ class EncodedInput:
     ids: list[int]
     type_ids: list[int]
     chars: int
+    prompt_length: int = 0
+    """Leading tokens pooling leaves out (a prompt, where `include_prompt` is false)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,7 @@ class TokenizerPool:
         prompts: PromptConfig,
         workers: int,
         lowercase: bool = False,
+        pool_prompt: bool = True,
     ) -> None:
         tokenizer.no_truncation()
         tokenizer.no_padding()
@@ -98,6 +101,8 @@ class TokenizerPool:
         self.max_input_length = max_input_length
         self.prompts = prompts
         self.lowercase = lowercase
+        self.pool_prompt = pool_prompt
+        self._prompt_lengths: dict[str, int] = {}
         self.workers = workers
         self._local = threading.local()
         self._executor = ThreadPoolExecutor(workers, thread_name_prefix="tokenizer")
@@ -218,7 +223,19 @@ class TokenizerPool:
             raise ValidationError(
                 f"`inputs` must have less than {limit} tokens. Given: {len(encoding.ids)}"
             )
-        return EncodedInput(encoding.ids, encoding.type_ids, chars)
+        skipped = self._prompt_length(prompt) if prompt and not self.pool_prompt else 0
+        return EncodedInput(encoding.ids, encoding.type_ids, chars, min(skipped, len(encoding.ids)))
+
+    def _prompt_length(self, prompt: str) -> int:
+        """The prompt's tokens as sentence-transformers counts them for `include_prompt:
+        false`: the prompt tokenized alone, less a trailing special token ([SEP], EOS)."""
+        if prompt not in self._prompt_lengths:
+            encoding = self._thread_tokenizer(None, "right").encode(self._prepare_text(prompt, None))
+            length = len(encoding.ids)
+            if length and encoding.special_tokens_mask[-1]:
+                length -= 1
+            self._prompt_lengths[prompt] = length
+        return self._prompt_lengths[prompt]
 
     def _ids_input(
         self, ids: list[int], truncate: bool, direction: str, chars: int

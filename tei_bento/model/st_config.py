@@ -12,27 +12,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tei_bento.settings import Pooling
+
 LEGACY_POOLING_FLAGS = {
-    "pooling_mode_cls_token": "cls",
-    "pooling_mode_mean_tokens": "mean",
-    "pooling_mode_max_tokens": "max",
-    "pooling_mode_mean_sqrt_len_tokens": "mean-sqrt-len",
-    "pooling_mode_weightedmean_tokens": "weightedmean",
-    "pooling_mode_lasttoken": "last-token",
-}
-POOLING_SPELLINGS = {
-    "cls": "cls",
-    "mean": "mean",
-    "max": "max",
-    "mean_sqrt_len_tokens": "mean-sqrt-len",
-    "weightedmean": "weightedmean",
-    "lasttoken": "last-token",
+    "pooling_mode_cls_token": Pooling.CLS,
+    "pooling_mode_mean_tokens": Pooling.MEAN,
+    "pooling_mode_max_tokens": Pooling.MAX,
+    "pooling_mode_mean_sqrt_len_tokens": Pooling.MEAN_SQRT_LEN,
+    "pooling_mode_weightedmean_tokens": Pooling.WEIGHTED_MEAN,
+    "pooling_mode_lasttoken": Pooling.LAST_TOKEN,
 }
 
 
 @dataclass(frozen=True)
 class SentenceTransformerConfig:
-    pooling: str | None = None
+    pooling: Pooling | None = None
     include_prompt: bool = True
     dense_dirs: list[Path] = field(default_factory=list)
     has_normalize: bool = False
@@ -49,14 +43,14 @@ def _read_json(path: Path) -> dict[str, Any] | list[Any] | None:
         return json.load(f)
 
 
-def parse_pooling_config(config: dict[str, Any]) -> tuple[str | None, bool]:
+def parse_pooling_config(config: dict[str, Any]) -> tuple[Pooling | None, bool]:
     """Both the v2-v5 flag form and the v6 `pooling_mode` form; the first mode wins."""
     include_prompt = bool(config.get("include_prompt", True))
     mode = config.get("pooling_mode")
     if isinstance(mode, list):
         mode = mode[0] if mode else None
     if isinstance(mode, str):
-        return POOLING_SPELLINGS.get(mode, mode), include_prompt
+        return Pooling.parse(mode), include_prompt
     for flag, name in LEGACY_POOLING_FLAGS.items():
         if config.get(flag):
             return name, include_prompt
@@ -65,7 +59,7 @@ def parse_pooling_config(config: dict[str, Any]) -> tuple[str | None, bool]:
 
 def read_sentence_transformers_config(folder: Path) -> SentenceTransformerConfig:
     modules = _read_json(folder / "modules.json") or []
-    pooling: str | None = None
+    pooling: Pooling | None = None
     include_prompt = True
     dense_dirs: list[Path] = []
     has_normalize = False

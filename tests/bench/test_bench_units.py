@@ -134,6 +134,27 @@ def test_metrics_parsing_and_padding_efficiency_over_a_window():
     assert report.padding_efficiency(delta) == 0.8
 
 
+def test_padding_efficiency_sums_over_the_model_label():
+    before = report.parse_metrics(
+        'te_batch_next_tokens_sum{model="a"} 10.0\nte_batch_padded_tokens_sum{model="a"} 20.0\n'
+    )
+    after = report.parse_metrics(
+        'te_batch_next_tokens_sum{model="a"} 70.0\nte_batch_padded_tokens_sum{model="a"} 100.0\n'
+        'te_batch_next_tokens_sum{model="b"} 30.0\nte_batch_padded_tokens_sum{model="b"} 40.0\n'
+    )
+    assert report.padding_efficiency(report.metrics_delta(before, after)) == round(90 / 120, 4)
+
+
+def test_a_checkout_config_runs_another_tree_first_on_the_path(tmp_path):
+    from bench.run import checkout_env, parse_checkout
+
+    (tmp_path / "tei_bento").mkdir()
+    assert parse_checkout(f"before={tmp_path}") == ("before", tmp_path.resolve())
+    assert checkout_env(tmp_path)["PYTHONPATH"] == str(tmp_path)
+    with pytest.raises(Exception, match="NAME=DIR"):
+        parse_checkout(f"before={tmp_path / 'missing'}")
+
+
 def test_padding_efficiency_is_none_without_the_metric_or_batches():
     assert report.padding_efficiency({}) is None
     same = report.parse_metrics(METRICS_BEFORE)

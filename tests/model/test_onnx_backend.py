@@ -87,7 +87,7 @@ def test_onnx_batch_matches_single(server_pool, cache_env):
 )
 def test_int8_weights_are_unsigned_without_vnni(tmp_path, flags, weights):
     """uint8 x int8 products saturate in int16 without VNNI (vpmaddubsw)."""
-    from tei_bento.model.onnx_backend import int8_weight_type
+    from tei_bento.backends.onnx import int8_weight_type
 
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor : 0\nflags : {flags}\n")
@@ -100,35 +100,36 @@ def test_auto_backend_serves_onnx_only_when_it_reproduces_torch(
     broken, models_dir, monkeypatch, cache_env
 ):
     """`--backend auto` (the default): ONNX Runtime when the exported graph gives the torch
-    network's numbers on unseen batch shapes, else torch, and the server still starts."""
-    import torch
-
-    from tei_bento.engine.loading import load_parts
-    from tei_bento.model import onnx_backend
-    from tei_bento.settings import Settings
+    network's numbers on unseen batch shapes, else torch, and the engine still starts."""
+    from tei_bento.backends import onnx
+    from tei_bento.engine.engine import Engine
+    from tei_bento.settings import ModelSettings
     from tests.model_factory import build_embedding_model
 
     monkeypatch.setenv("TEI_BENTO_CACHE", cache_env["TEI_BENTO_CACHE"])
     if broken:
-        monkeypatch.setattr(
-            onnx_backend, "build_onnx_network", shifted_build(onnx_backend.build_onnx_network)
-        )
+        monkeypatch.setattr(onnx, "build_onnx_backend", shifted_build(onnx.build_onnx_backend))
     folder = build_embedding_model(models_dir / "auto-backend-bert", "bert", pooling="mean")
-    parts = load_parts(Settings(model_id=str(folder)), "test")
-    assert parts.info.backend == ("torch" if broken else "onnx")
-    assert isinstance(parts.model.network, torch.nn.Module) is broken
-    explicit = load_parts(Settings(model_id=str(folder), backend="torch"), "test")
-    assert explicit.info.backend == "torch"
+    engines = [
+        Engine.from_settings(ModelSettings(model_id=str(folder), **extra))
+        for extra in ({}, {"backend": "torch", "torchscript": False})
+    ]
+    try:
+        assert engines[0].backend.name == ("torchscript" if broken else "onnx")
+        assert engines[1].backend.name == "torch"
+    finally:
+        for engine in engines:
+            engine.close()
 
 
 def test_cache_is_published_whole_and_a_crashed_build_is_replaced(tmp_path, monkeypatch, minilm_reference):
     """A build lands in the cache with one rename; a folder left by a crashed start (files
     but no report) is rebuilt rather than read half-written."""
     from tei_bento.engine.engine import Engine
-    from tei_bento.settings import Settings
+    from tei_bento.settings import ModelSettings
 
     monkeypatch.setenv("TEI_BENTO_CACHE", str(tmp_path))
-    settings = Settings(backend="onnx")
+    settings = ModelSettings(backend="onnx")
     first = Engine.from_settings(settings)
     (published,) = [d for d in (tmp_path / "onnx").iterdir()]
     assert sorted(p.name for p in published.iterdir()) == ["final.onnx", "model.onnx", "report.json"]
@@ -139,8 +140,9 @@ def test_cache_is_published_whole_and_a_crashed_build_is_replaced(tmp_path, monk
     assert [d.name for d in (tmp_path / "onnx").iterdir()] == [published.name]  # no leftovers
     for engine in (first, second):
         encoding = engine.tokenizers.tokenizer.encode(TEXTS[1])
-        got = engine.model.forward([encoding.ids], [encoding.type_ids]).pooled
+        got = engine.runner.forward([encoding.ids], [encoding.type_ids]).vectors
         assert_same_vectors(got / np.linalg.norm(got), minilm_reference.encode(TEXTS[1:2]))
+        engine.close()
 
 
 def test_a_server_whose_onnx_graph_differs_serves_torch(minilm_reference):

@@ -12,8 +12,9 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from tei_bento.model.tasks import Task
-from tei_bento.model.torchscript import example_batch, trace_network
+from tei_bento.backends.torch_eager import TorchBackend
+from tei_bento.backends.torchscript import trace
+from tei_bento.backends.verify import example_feeds
 from tests.model_factory import build_embedding_model
 
 
@@ -23,26 +24,26 @@ def tiny_bert(models_dir):
 
     folder = build_embedding_model(models_dir / "torchscript-bert", "bert", pooling="cls")
     config = AutoConfig.from_pretrained(folder)
-    return AutoModel.from_pretrained(folder, attn_implementation="sdpa").eval(), config
+    network = AutoModel.from_pretrained(folder, attn_implementation="sdpa").eval()
+    return TorchBackend(network, "last_hidden_state", torch.device("cpu")), config
 
 
 @pytest.mark.parametrize("lengths", [(1,), (7, 3), (40, 2, 17, 33), (64,)])
 def test_trace_equals_eager_on_unseen_shapes(tiny_bert, lengths):
-    network, config = tiny_bert
-    traced = trace_network(network, Task.EMBEDDING, config, config.pad_token_id, True)
-    assert traced is not None
-    ids, mask, types = example_batch(lengths, config.vocab_size, config.pad_token_id, True)
+    eager, config = tiny_bert
+    traced = trace(eager, config, config.pad_token_id)
+    assert traced is not None and traced.name == "torchscript"
+    feeds = example_feeds(lengths, config.vocab_size, config.pad_token_id, eager.input_names)
     with torch.inference_mode():
-        got = traced(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
-        want = network(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
-    keep = mask.bool()
+        got, want = traced.forward(feeds), eager.forward(feeds)
+    keep = torch.from_numpy(feeds["attention_mask"]).bool()
     torch.testing.assert_close(got[keep], want[keep], rtol=1e-5, atol=1e-5)
 
 
 def test_other_architectures_run_eager(tiny_bert):
-    network, config = tiny_bert
+    eager, config = tiny_bert
     qwen = SimpleNamespace(model_type="qwen2", vocab_size=config.vocab_size)
-    assert trace_network(network, Task.EMBEDDING, qwen, 0, True) is None
+    assert trace(eager, qwen, 0) is None
 
 
 class BranchesOnLength(torch.nn.Module):
@@ -57,4 +58,5 @@ class BranchesOnLength(torch.nn.Module):
 
 def test_a_trace_that_differs_from_eager_is_refused():
     config = SimpleNamespace(model_type="bert", vocab_size=5000)
-    assert trace_network(BranchesOnLength(), Task.EMBEDDING, config, 0, True) is None
+    eager = TorchBackend(BranchesOnLength(), "last_hidden_state", torch.device("cpu"))
+    assert trace(eager, config, 0) is None

@@ -16,62 +16,54 @@ from __future__ import annotations
 
 import logging
 import warnings
-from types import SimpleNamespace
 from typing import Any
 
 import torch
 
-from tei_bento.model.positional import (
-    BERT_FAMILY,
-    PositionalNetwork,
-    example_batch,
-    input_names,
-    output_name,
-    reproduces,
-)
-from tei_bento.model.tasks import Task
+from tei_bento.backends.base import Feeds
+from tei_bento.backends.torch_eager import TorchBackend
+from tei_bento.backends.verify import BERT_FAMILY, PositionalNetwork, example_feeds, reproduces
 
 log = logging.getLogger(__name__)
 
 TRACE_LENGTHS = (9, 5)  # the example the graph is recorded on: two rows, one padded
 
 
-class TracedNetwork:
-    """Callable like a transformers model: returns `.last_hidden_state` or `.logits`."""
+class TorchScriptBackend:
+    name = "torchscript"
+    accuracy = None
 
-    def __init__(self, graph: torch.jit.ScriptModule, output: str, names: list[str]) -> None:
+    def __init__(self, graph: torch.jit.ScriptModule, eager: TorchBackend) -> None:
         self.graph = graph
-        self.output = output
-        self.names = names
+        self.device = eager.device
+        self.input_names = eager.input_names
+        self._tensors = eager.tensors
 
-    def __call__(self, **tensors: torch.Tensor) -> SimpleNamespace:
-        return SimpleNamespace(**{self.output: self.graph(*(tensors[n] for n in self.names))})
+    def forward(self, feeds: Feeds) -> torch.Tensor:
+        tensors = self._tensors(feeds)
+        return self.graph(*(tensors[name] for name in self.input_names))
 
 
-def trace_network(
-    network: torch.nn.Module, task: Task, config: Any, pad_token_id: int, with_types: bool
-) -> TracedNetwork | None:
-    """A checked trace of `network`, or None when it is not a BERT-family encoder or the
-    trace does not reproduce the eager outputs. Run it on the thread that will serve."""
+def trace(eager: TorchBackend, config: Any, pad_token_id: int) -> TorchScriptBackend | None:
+    """A checked trace of the eager network, or None when it is not a BERT-family encoder or
+    the trace does not reproduce the eager outputs. Run it on the thread that will serve."""
     model_type = getattr(config, "model_type", "")
-    if model_type not in BERT_FAMILY:
-        return None
     vocab = int(getattr(config, "vocab_size", 0) or 0)
-    if vocab < 2:
+    if model_type not in BERT_FAMILY or vocab < 2:
         return None
-    module = PositionalNetwork(network, output_name(task), with_types).eval()
+    module = PositionalNetwork(eager.network, eager.output, eager.input_names).eval()
     try:
         with torch.inference_mode(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # TracerWarnings about Python values: checked below
-            example = example_batch(TRACE_LENGTHS, vocab, pad_token_id, with_types)
-            traced = torch.jit.trace(module, example, strict=False, check_trace=False)
-            graph = TracedNetwork(
-                torch.jit.freeze(traced.eval()), output_name(task), input_names(with_types)
+            example = eager.tensors(example_feeds(TRACE_LENGTHS, vocab, pad_token_id, eager.input_names))
+            traced = torch.jit.trace(
+                module, tuple(example[n] for n in eager.input_names), strict=False, check_trace=False
             )
-            if not reproduces(graph, network, task, config, pad_token_id, with_types):
+            candidate = TorchScriptBackend(torch.jit.freeze(traced.eval()), eager)
+            if not reproduces(candidate, eager, config, pad_token_id):
                 log.warning("TorchScript trace of %s differs from eager; running eager", model_type)
                 return None
     except Exception as exc:  # an architecture the tracer cannot follow runs eager
         log.warning("TorchScript trace of %s failed (%s); running eager", model_type, exc)
         return None
-    return graph
+    return candidate

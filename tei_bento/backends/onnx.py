@@ -1,4 +1,6 @@
-"""ONNX Runtime backend for CPU: a graph-fused fp32 model, or int8 dynamic quantization.
+"""ONNX Runtime backend: a graph-fused fp32 model, or int8 dynamic quantization.
+
+Its execution providers are the selector's choice (CPU today; room for CUDA's).
 
 `--backend onnx` exports the loaded network once (cached on disk), lets ONNX Runtime's
 transformer optimizer fuse attention, GELU and layer norms, and runs it with ORT's CPU
@@ -20,14 +22,13 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from tei_bento.model.positional import BERT_FAMILY, PositionalNetwork, input_names, output_name
-from tei_bento.model.tasks import Task, auto_class
+from tei_bento.backends.base import Feeds
+from tei_bento.backends.verify import BERT_FAMILY, PositionalNetwork
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,6 @@ CALIBRATION_TEXTS = [
 ]
 
 
-class OnnxMismatch(RuntimeError):
-    """The exported graph does not reproduce the torch network (it is then not served)."""
-
-
 @dataclass(frozen=True)
 class OnnxReport:
     """How the ONNX model was built and how close it is to the float32 network."""
@@ -58,34 +55,47 @@ class OnnxReport:
     mean_cosine: float | None
 
 
-class OnnxNetwork:
-    """Callable like a transformers model: returns `.last_hidden_state` or `.logits`."""
+@dataclass(frozen=True)
+class OnnxTarget:
+    """Where and how an ONNX model runs: the execution providers (in ORT's order of
+    preference) and its intra-op threads. `backends/select.py` decides them."""
 
-    def __init__(self, path: Path, output: str, input_names: list[str], threads: int) -> None:
+    providers: tuple[str, ...]
+    threads: int
+    device: torch.device
+
+
+class OnnxBackend:
+    def __init__(
+        self, path: Path, input_names: list[str], target: OnnxTarget, report: "OnnxReport"
+    ) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = target.threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(
-            str(path), options, providers=["CPUExecutionProvider"]
-        )
-        self.output = output
+        self.session = ort.InferenceSession(str(path), options, providers=list(target.providers))
         self.input_names = input_names
+        self.device = target.device
+        self.name = f"onnx-{report.quantize}" if report.quantize else "onnx"
+        self.accuracy = (
+            {"min_cosine_to_float32": report.min_cosine, "mean_cosine_to_float32": report.mean_cosine}
+            if report.quantize
+            else None
+        )
 
-    def __call__(self, **tensors: torch.Tensor) -> SimpleNamespace:
-        feeds = {name: tensors[name].cpu().numpy() for name in self.input_names}
-        (result,) = self.session.run(None, feeds)
-        return SimpleNamespace(**{self.output: torch.from_numpy(result)})
+    def forward(self, feeds: Feeds) -> torch.Tensor:
+        (result,) = self.session.run(None, {name: feeds[name] for name in self.input_names})
+        return torch.from_numpy(result)
 
 
-def _cache_dir(folder: Path, task: Task, scheme: str) -> Path:
+def _cache_dir(folder: Path, auto_class: str, scheme: str) -> Path:
     import onnxruntime
     import transformers
 
     weights = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin"))
-    stamp = [str(folder.resolve()), task.value, scheme, onnxruntime.__version__]
+    stamp = [str(folder.resolve()), auto_class, scheme, onnxruntime.__version__]
     stamp += [transformers.__version__, torch.__version__]
     stamp += [f"{w.name}:{w.stat().st_size}:{w.stat().st_mtime_ns}" for w in weights]
     key = hashlib.sha1("|".join(stamp).encode()).hexdigest()[:16]
@@ -93,14 +103,16 @@ def _cache_dir(folder: Path, task: Task, scheme: str) -> Path:
     return root / "onnx" / key
 
 
-def _export(folder: Path, task: Task, config: Any, target: Path, with_types: bool) -> None:
+def _export(folder: Path, auto_class: str, output: str, target: Path, names: list[str]) -> None:
     """Export with eager attention: its graph is the pattern ORT's fusions recognise."""
-    network = auto_class(task).from_pretrained(folder, attn_implementation="eager", dtype=torch.float32)
-    wrapper = PositionalNetwork(network.eval(), output_name(task), with_types)
+    import transformers
+
+    loader = getattr(transformers, auto_class)
+    network = loader.from_pretrained(folder, attn_implementation="eager", dtype=torch.float32)
+    wrapper = PositionalNetwork(network.eval(), output, names)
     ids = torch.ones(2, 8, dtype=torch.long)
-    names = input_names(with_types)
     axes = {name: {0: "batch", 1: "sequence"} for name in [*names, "output"]}
-    args = (ids, ids) + ((torch.zeros_like(ids),) if with_types else ())
+    args = tuple(torch.zeros_like(ids) if name == "token_type_ids" else ids for name in names)
     with torch.inference_mode():
         torch.onnx.export(
             wrapper,
@@ -185,33 +197,32 @@ def _quantize(source: Path, target: Path, config: Any, weight_type: str) -> None
     )
 
 
-def build_onnx_network(
+def build_onnx_backend(
     folder: Path,
-    task: Task,
+    auto_class: str,
+    output: str,
     config: Any,
-    accepts_token_type_ids: bool,
+    names: list[str],
     quantize: str | None,
-    threads: int,
-    encode: Any,
-) -> tuple[OnnxNetwork, OnnxReport]:
-    """Export (or reuse) the ONNX model; `encode(texts)` tokenizes calibration sentences.
+    target: OnnxTarget,
+    encode: Callable[[list[str]], Feeds],
+) -> OnnxBackend:
+    """Export (or reuse) the ONNX model; `encode(texts)` pads calibration sentences.
 
     The model is built in a private folder and published into the cache with one rename,
     so servers starting together on a cold cache never read each other's half-written
     files: the first to finish publishes, the others keep their own build for this run."""
     weight_type = int8_weight_type() if quantize else None
-    cache = _cache_dir(folder, task, f"{quantize}:{weight_type}" if quantize else str(quantize))
-    names = input_names(accepts_token_type_ids)
-    output = output_name(task)
+    cache = _cache_dir(folder, auto_class, f"{quantize}:{weight_type}" if quantize else str(quantize))
     if _complete(cache):
         report = OnnxReport(**json.loads((cache / "report.json").read_text()))
-        return OnnxNetwork(cache / "final.onnx", output, names, threads), report
+        return OnnxBackend(cache / "final.onnx", names, target, report)
     cache.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{cache.name}.building-", dir=cache.parent))
     try:
         raw, fused_path, final = work / "model.onnx", work / "fused.onnx", work / "final.onnx"
         log.info("Exporting %s to ONNX (once; cached in %s)", folder, cache)
-        _export(folder, task, config, raw, accepts_token_type_ids)
+        _export(folder, auto_class, output, raw, names)
         fused = _optimize(raw, fused_path, config)
         if quantize == "int8":
             _quantize(fused_path, final, config, weight_type)
@@ -219,11 +230,12 @@ def build_onnx_network(
             fused_path.replace(final)
         min_cos = mean_cos = None
         if quantize:
-            quantized = OnnxNetwork(final, output, names, threads)
-            reference = OnnxNetwork(fused_path, output, names, threads)
-            tensors = encode(CALIBRATION_TEXTS)
-            got = _pooled(quantized(**tensors), output, tensors["attention_mask"])
-            want = _pooled(reference(**tensors), output, tensors["attention_mask"])
+            fp32 = OnnxReport(str(fused_path), None, fused, None, None)
+            quantized = OnnxBackend(final, names, target, fp32)
+            reference = OnnxBackend(fused_path, names, target, fp32)
+            feeds = encode(CALIBRATION_TEXTS)
+            got = _pooled(quantized.forward(feeds), feeds["attention_mask"])
+            want = _pooled(reference.forward(feeds), feeds["attention_mask"])
             cos = (got * want).sum(1) / (np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1))
             min_cos, mean_cos = float(cos.min()), float(cos.mean())
             log.info("int8 model: cosine to float32 min %.5f mean %.5f", min_cos, mean_cos)
@@ -232,7 +244,7 @@ def build_onnx_network(
         _publish(work, cache)
         # Serve the published files (ours or a concurrent server's), not the folder about to go.
         served = cache / "final.onnx" if _complete(cache) else final
-        return OnnxNetwork(served, output, names, threads), report
+        return OnnxBackend(served, names, target, report)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -251,9 +263,9 @@ def _publish(work: Path, cache: Path) -> None:
         pass
 
 
-def _pooled(output: SimpleNamespace, name: str, mask: torch.Tensor) -> np.ndarray:
-    values = getattr(output, name).float().numpy()
+def _pooled(output: torch.Tensor, mask: np.ndarray) -> np.ndarray:
+    values = output.float().numpy()
     if values.ndim == 2:
         return values
-    weights = mask.numpy()[..., None]
+    weights = mask[..., None]
     return (values * weights).sum(1) / weights.sum(1)

@@ -1,0 +1,105 @@
+"""Dense embedders: pooled token states, then the folder's Dense modules, then normalize."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from tei_bento.errors import ValidationError
+from tei_bento.model.dense import load_dense
+from tei_bento.model.pooling import pool
+from tei_bento.settings import Pooling
+from tei_bento.tasks.base import BatchOutput, ModelFolder, Route, Task, finite
+
+NORM_EPS = 1e-12  # torch.nn.functional.normalize's eps, as sentence-transformers uses
+
+
+def normalize(vector: np.ndarray) -> np.ndarray:
+    return vector / max(float(np.linalg.norm(vector)), NORM_EPS)
+
+
+@dataclass(frozen=True)
+class EmbedJob:
+    """One vector: the first `dimensions` values (Matryoshka), then normalized if asked."""
+
+    normalize: bool = True
+    dimensions: int | None = None
+    needs_token_states = False
+
+    def extract(self, output: BatchOutput, row: int) -> np.ndarray:
+        vector = finite(output.vectors[row])
+        if self.dimensions is not None:
+            vector = vector[: self.dimensions]
+        return normalize(vector) if self.normalize else vector
+
+
+def embed_job(size: int, normalize: bool = True, dimensions: int | None = None) -> EmbedJob:
+    if dimensions is not None:
+        if dimensions <= 0:
+            raise ValidationError("`dimensions` should be positive")
+        if dimensions > size:
+            raise ValidationError("`dimensions` should be smaller than the maximum embedding dimension.")
+    return EmbedJob(normalize=normalize, dimensions=dimensions)
+
+
+@dataclass(frozen=True)
+class TokenStatesJob:
+    needs_token_states = True
+
+    def extract(self, output: BatchOutput, row: int) -> np.ndarray:
+        return finite(output.token_states[row])
+
+
+class EmbeddingTask(Task):
+    name = "embedding"
+    auto_class = "AutoModel"
+    network_output = "last_hidden_state"
+    routes = frozenset({Route.EMBED, Route.EMBED_ALL})
+    invocation_route = Route.EMBED
+
+    def __init__(self, folder: ModelFolder) -> None:
+        super().__init__(folder)
+        dense_path = folder.settings.dense_path
+        dirs = [folder.path / dense_path] if dense_path else folder.st_config.dense_dirs
+        self.dense = (
+            torch.nn.Sequential(*(load_dense(d) for d in dirs)).to(folder.device).eval()
+            if dirs
+            else None
+        )
+        hidden = int(getattr(self.config, "hidden_size", 0) or 0)
+        self._size = int(self.dense[-1][0].out_features) if self.dense is not None else hidden
+
+    @classmethod
+    def matches(cls, config: Any, pooling: Pooling) -> bool:
+        return True  # the registry's last resort: anything without a head embeds
+
+    @property
+    def embedding_size(self) -> int:
+        return self._size
+
+    def job(self, route: Route, **options: Any) -> Any:
+        if route is Route.EMBED_ALL:
+            return TokenStatesJob()
+        return embed_job(self._size, options.get("normalize", True), options.get("dimensions"))
+
+    def head(
+        self, output: torch.Tensor, mask: torch.Tensor, pool_mask: torch.Tensor, want_states: list[bool]
+    ) -> BatchOutput:
+        pooled = pool(output, pool_mask, self.pooling)
+        if self.dense is not None:
+            pooled = self.dense(pooled)  # float32 weights on float32 pooled vectors
+        result = BatchOutput(pooled.cpu().numpy())
+        if any(want_states):
+            lengths = mask.sum(dim=1).tolist()
+            states = output.float().cpu().numpy()
+            result.token_states = [
+                states[row, : lengths[row]] if wanted else np.empty(0, dtype=np.float32)
+                for row, wanted in enumerate(want_states)
+            ]
+        return result
+
+    def model_type(self) -> dict[str, Any]:
+        return {"embedding": {"pooling": self.pooling.tei_name}}
