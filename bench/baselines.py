@@ -41,9 +41,9 @@ class EncodeResult:
 def resolve_folder(model_id: str) -> tuple[str, Path]:
     """(model name, folder) as the server resolves them, so both load the same weights."""
     from tei_bento.model.source import resolve_model
-    from tei_bento.settings import Settings
+    from tei_bento.settings import ModelSettings
 
-    source = resolve_model(Settings.from_sources({"model_id": model_id}))
+    source = resolve_model(ModelSettings(model_id=model_id))
     return source.model_id, source.path
 
 

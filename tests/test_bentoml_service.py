@@ -42,9 +42,9 @@ def test_bentoml_metrics_include_tei_metrics(bento):
     assert "te_request_duration" in text and "te_batch_next_size" in text
 
 
-def test_bentoml_openai_route(bento):
+def test_bentoml_openai_route(bento, minilm_reference):
     body = requests.post(bento.url + "/v1/embeddings", json={"input": "x", "model": "minilm"}).json()
-    assert body["model"] == "minilm" and len(body["data"][0]["embedding"]) == 384
+    assert body["model"] == "minilm" and len(body["data"][0]["embedding"]) == minilm_reference.get_embedding_dimension()
 
 
 def test_bentoml_serves_several_models_by_name(bento, reranker_folder):

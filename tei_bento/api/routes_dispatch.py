@@ -46,7 +46,8 @@ def _asks_for_similarity(data: Any) -> bool:
 
 def _route_for(request: Request, data: Any) -> tuple[type[BaseModel], Handler]:
     name = data.get("model") if isinstance(data, dict) else None
-    engine = context_of(request).require_models().for_route(None, name if isinstance(name, str) else None)
+    models = context_of(request).require_models()
+    engine = models.for_route(None, name if isinstance(name, str) else None)
     route = engine.task.invocation_route
     if route is Route.EMBED and engine.task.name == "embedding" and (
         os.environ.get("TASK") == "sentence-similarity" or _asks_for_similarity(data)
@@ -135,7 +136,8 @@ async def vertex(request: Request) -> Response:
     data = await _parse(request)
     if not isinstance(data, dict) or not isinstance(data.get("instances"), list):
         raise ValidationError("missing field `instances`").without_prefix()
-    if len(data["instances"]) > context_of(request).require_models().first.settings.max_concurrent_requests:
+    permits = context_of(request).require_models().first.settings.max_concurrent_requests
+    if len(data["instances"]) > permits:
         # TEI runs the instances at once, one permit (or more) each, and answers 429 when
         # they outnumber the permits: refuse at once rather than run them one by one.
         raise OverloadedError()

@@ -80,11 +80,10 @@ class Engine:
             or (CPU_PREFERRED_BATCH_TOKENS if on_cpu else None),
         )
         self.healthy = True
-        # Pick the backend, warm the kernels up and prove the model answers before serving.
-        # On the model thread: each thread that runs torch gets its own OpenMP team, and two
-        # teams on two cores slow every later forward pass by milliseconds.
-        self.backend: Backend = self.batcher.run_now_in_model_thread(lambda: self._choose(parts))
+        self.backend: Backend = self._choose(parts)
         self.runner = ModelRunner(self.backend, self.task, parts.pad_id)
+        # Warm the kernels up and prove the model answers before serving, on the thread that
+        # will serve (each thread that runs torch gets its own OpenMP team).
         self.batcher.run_now_in_model_thread(self.probe)
 
     @classmethod
@@ -108,6 +107,7 @@ class Engine:
             parts.info.placement.dtype,
             parts.pad_id,
             calibration,
+            on_model_thread=self.batcher.run_now_in_model_thread,
         )
 
     def probe(self) -> bool:

@@ -34,8 +34,8 @@ def test_burst_answers_only_200_and_429(small_server):
     assert refused.status_code == 429
 
 
-def test_info_reports_the_limits(small_server):
+def test_info_reports_the_limits(small_server, minilm_reference):
     info = requests.get(small_server.url + "/info").json()
     assert info["max_concurrent_requests"] == 2
     assert info["max_batch_tokens"] == 1024
-    assert info["max_input_length"] == 256
+    assert info["max_input_length"] == minilm_reference.max_seq_length

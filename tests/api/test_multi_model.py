@@ -82,6 +82,13 @@ def test_v1_models_lists_all_four_with_their_tasks(four_models):
     ]
 
 
+def test_models_load_one_after_another_and_the_log_says_their_memory(four_models):
+    log = four_models.log_path.read_text(errors="replace")
+    loaded = [log.index(f"Loaded `{name}` (") for name in ("minilm", "splade", "reranker", "classifier")]
+    assert loaded == sorted(loaded)
+    assert log.count("process memory +") == 4
+
+
 @pytest.mark.parametrize("model", [None, "minilm", "sentence-transformers/all-MiniLM-L6-v2"])
 def test_embed_goes_to_the_embedder(four_models, minilm_reference, model):
     got = ok(post(four_models, "/embed", inputs=TEXTS, **({"model": model} if model else {})))
@@ -167,12 +174,12 @@ def test_info_is_the_first_model_and_any_by_name(four_models):
     assert classifier["model_type"]["classifier"]["id2label"] == {"0": "sad", "1": "calm", "2": "happy"}
 
 
-def test_invocations_dispatch_by_the_named_model(four_models, classifier_folder):
+def test_invocations_dispatch_by_the_named_model(four_models, classifier_folder, minilm_reference):
     ref = Reference(classifier_folder)
     got = ok(post(four_models, "/invocations", inputs=TEXTS[1], model="classifier"))
     assert [g["label"] for g in got] == [e["label"] for e in ref.answer([TEXTS[1]])]
     embedded = ok(post(four_models, "/", inputs=TEXTS[1]))
-    assert len(embedded[0]) == 384  # the first model embeds
+    assert len(embedded[0]) == minilm_reference.get_embedding_dimension()  # the first model embeds
 
 
 def test_tokenize_uses_the_named_models_tokenizer(four_models, classifier_folder):

@@ -38,17 +38,17 @@ def test_decode_single_and_batch(default_server, minilm_reference):
     assert both.json() == ["[CLS] hello there [SEP]"] * 2
 
 
-def test_info_describes_the_default_model(default_server):
+def test_info_describes_the_default_model(default_server, minilm_reference):
     info = requests.get(default_server.url + "/info").json()
     assert info["model_id"] == "sentence-transformers/all-MiniLM-L6-v2"
     assert info["model_type"] == {"embedding": {"pooling": "mean"}}
     assert info["model_dtype"] == "float32"
-    assert info["max_input_length"] == 256
+    assert info["max_input_length"] == minilm_reference.max_seq_length
     assert info["max_batch_tokens"] == 16384
     assert info["max_client_batch_size"] == 32
     assert info["max_concurrent_requests"] == 512
     assert info["auto_truncate"] is True
-    assert info["embedding_dimension"] == 384
+    assert info["embedding_dimension"] == minilm_reference.get_embedding_dimension()
 
 
 def test_health_and_ping(default_server):
