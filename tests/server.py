@@ -98,4 +98,7 @@ def bentoml_server(*bento_args: str, env: dict[str, str] | None = None, target: 
     port = free_port()
     bentoml = str(Path(sys.executable).with_name("bentoml"))
     command = [bentoml, "serve", target, "--port", str(port), *bento_args]
-    return Server(command, test_env(env), port)
+    # `bentoml serve` deletes and recreates its task result store at start: each server
+    # needs its own, or a second server wipes the first's tasks.
+    store = {"BENTOML_RESULT_STORE": str(Path(tempfile.mkdtemp(prefix="bento-tasks-")) / "tasks.db")}
+    return Server(command, test_env({**store, **(env or {})}), port)

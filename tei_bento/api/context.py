@@ -58,6 +58,12 @@ class ApiContext:
         self, engine: Engine, content: Any, timings: Timings, batch: bool, kind: str = "embed"
     ) -> JSONResponse:
         """A successful inference answer: TEI's headers and metrics recorded."""
+        now = self.record_success(engine, timings, batch, kind)
+        compute_type = "gpu+optimized" if engine.info.device != "cpu" else "cpu"
+        return JSONResponse(content, headers=timing_headers(timings, now, compute_type))
+
+    def record_success(self, engine: Engine, timings: Timings, batch: bool, kind: str) -> float:
+        """TEI's success metrics and stage spans for an answered request; returns its end."""
         now = time.perf_counter()
         m, model = self.metrics, engine.name
         m.request_success.labels(method="batch" if batch else "single", model=model).inc()
@@ -78,8 +84,7 @@ class ApiContext:
         else:
             m.predict_success.labels(model=model).inc()
             m.predict_duration.labels(model=model).observe(now - timings.started_at)
-        compute_type = "gpu+optimized" if engine.info.device != "cpu" else "cpu"
-        return JSONResponse(content, headers=timing_headers(timings, now, compute_type))
+        return now
 
 
 def context_of(request: Request) -> ApiContext:

@@ -18,6 +18,7 @@ from tei_bento.api.schemas import (
     SparseValue,
     as_batch,
 )
+from tei_bento.answers import cosine, sparse_values
 from tei_bento.errors import EmptyError, ValidationError
 from tei_bento.tasks.base import Route
 
@@ -90,17 +91,8 @@ async def embed_sparse(body: EmbedSparseRequest, request: Request) -> Response:
             inputs, truncate=body.truncate, direction=body.direction, prompt_name=body.prompt_name
         ),
     )
-    content = [
-        [{"index": int(i), "value": float(v)} for i, v in zip(indices.tolist(), values.tolist())]
-        for indices, values in result.values
-    ]
+    content = [sparse_values(indices, values) for indices, values in result.values]
     return context.reply(engine, content, result.timings, batch)
-
-
-def cosine(source: np.ndarray, others: np.ndarray) -> np.ndarray:
-    dots = others @ source
-    norms = np.linalg.norm(others, axis=1) * np.linalg.norm(source)
-    return np.where(dots == 0, 0.0, dots / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 @router.post("/similarity", response_model=list[float], responses=ANSWERS)

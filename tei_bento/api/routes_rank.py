@@ -8,7 +8,6 @@ list the later index first.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,20 +17,11 @@ from tei_bento.api.context import context_of
 from tei_bento.api.disconnect import unless_disconnected
 from tei_bento.api.routes_embed import ANSWERS
 from tei_bento.api.schemas import Prediction, Rank, RerankRequest, RerankResults, PredictRequest
-from tei_bento.errors import BackendError, EmptyError
+from tei_bento.answers import label_scores, relevance_results, tei_ranks
+from tei_bento.errors import EmptyError
 from tei_bento.tasks.base import Route
 
 router = APIRouter(tags=["Text Embeddings Inference"])
-
-
-def tei_order(scores: list[float]) -> list[int]:
-    """Indices by descending score; ties keep TEI's order (later index first)."""
-    return list(reversed(sorted(range(len(scores)), key=lambda i: scores[i])))
-
-
-def _check_finite(scores: list[float]) -> None:
-    if any(math.isnan(s) for s in scores):
-        raise BackendError("score is NaN")
 
 
 async def _rerank(body: RerankRequest, request: Request, cohere_form: bool) -> Response:
@@ -51,27 +41,15 @@ async def _rerank(body: RerankRequest, request: Request, cohere_form: bool) -> R
             direction=body.direction,
         ),
     )
-    scores = result.values
-    _check_finite(scores)
-    order = tei_order(scores)
-    if body.top_n is not None:
-        order = order[: body.top_n]
     if cohere_form or body.texts is None:
         with_documents = bool(body.return_documents or body.return_text)
         content: Any = {
             "model": engine.name,
-            "results": [
-                {"index": i, "relevance_score": scores[i]}
-                | ({"document": {"text": texts[i]}} if with_documents else {})
-                for i in order
-            ],
+            "results": relevance_results(result.values, texts, body.top_n, with_documents),
             "usage": {"total_tokens": result.timings.tokens},
         }
     else:
-        content = [
-            {"index": i, "score": scores[i]} | ({"text": texts[i]} if body.return_text else {})
-            for i in order
-        ]
+        content = tei_ranks(result.values, texts, body.top_n, body.return_text)
     return context.reply(engine, content, result.timings, True, kind="predict")
 
 
@@ -103,10 +81,6 @@ async def predict(body: PredictRequest, request: Request) -> Response:
         ),
     )
     label = engine.task.label  # type: ignore[attr-defined]  (the task is a classifier here)
-    answers = []
-    for scores in result.values:
-        values = [float(s) for s in scores]
-        _check_finite(values)
-        answers.append([{"score": values[i], "label": label(i)} for i in tei_order(values)])
+    answers = [label_scores(scores, label) for scores in result.values]
     content = answers if batch else answers[0]
     return context.reply(engine, content, result.timings, batch, kind="predict")

