@@ -85,6 +85,22 @@ def ratio(value: float | None, reference: float | None) -> float | None:
 # -- machine -----------------------------------------------------------------------------
 
 
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
+"""The CPU features that change CPU figures (int8 needs VNNI; AMX speeds bf16/int8)."""
+
+
+def cpu_flags() -> list[str]:
+    """Which of SPEED_FLAGS this CPU has (lscpu's flags, from /proc/cpuinfo)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                present = set(line.split(":", 1)[1].split())
+                return [flag for flag in SPEED_FLAGS if flag in present]
+    except OSError:
+        pass
+    return []
+
+
 def machine() -> dict[str, Any]:
     """What a reader needs to compare numbers: CPU, cores, memory, library versions."""
     cpu = platform.processor() or platform.machine()
@@ -115,6 +131,7 @@ def machine() -> dict[str, Any]:
 
     return {
         "cpu": cpu,
+        "cpu_flags": cpu_flags(),
         "cores": os.cpu_count(),
         "usable_cores": usable,
         "memory_gib": mem_gib,

@@ -320,3 +320,12 @@ def test_embed_batch_limits(server):
             assert finished(task) == "failed"
             error = raised(task.get)
             assert error.error_code == 400 and limit in str(error), str(error)
+
+
+def test_a_direct_python_call_gets_plain_values():
+    """Outside a request (a notebook, a unit test) `answer` hands back the value itself; only
+    a JSON request being served gets pre-encoded JSON."""
+    from tei_bento.bento_api import answer
+
+    assert answer(np.asarray([[1.0, 2.0]], dtype=np.float32)) == [[1.0, 2.0]]
+    assert answer({"results": []}) == {"results": []}

@@ -28,3 +28,14 @@ def test_the_two_setup_commands_are_there():
     assert "make serve" in README and "make test" in README
     ci = (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text()
     assert "make test" in ci
+
+
+def test_every_bentoml_api_method_has_a_curl_example():
+    from _bentoml_sdk.method import APIMethod
+
+    from tei_bento.bento_api import TEIBentoAPI
+
+    routes = [m.route for m in vars(TEIBentoAPI).values() if isinstance(m, APIMethod)]
+    assert len(routes) == 7
+    for route in routes:
+        assert f"127.0.0.1:3000{route}" in README, route

@@ -1,7 +1,9 @@
 """`tei-bento truss`: write a Truss that serves a model with tei-bento on a Baseten GPU.
 
-The Truss is a `docker_server`: Baseten builds an image with tei-bento's requirements, the
-tei_bento source rides along in `packages/` (Truss copies it to /packages), and the start
+The Truss is a `docker_server`: Baseten builds an image with tei-bento's requirements; the
+tei_bento source rides along through Truss's `external_package_dirs` (`external/`, whose
+one entry is a relative link to the package, so the committed Truss ships the checkout's
+code with no generation step; Truss copies the folder's contents to /packages); the start
 command runs `tei-bento serve` with TEI's flags, exactly as TEI's own Truss runs
 `text-embeddings-router`. Weights come through `model_cache` (downloaded by
 `truss-transfer-cli` at start with the `hf_access_token` secret, so gated models work) and
@@ -10,14 +12,15 @@ sizing.py so that they stay consistent with each other and with the GPU.
 
 `--models FILE` writes one Truss that serves several models in one process on one GPU
 (`tei-bento serve --models`): each Hub model gets its own `model_cache` folder, the models
-file rides along as packages/models.yaml with the ids rewritten to those folders, and every
-model is sized against its share of the GPU (sizing.size_shared).
+file rides along as packages/models.yaml (also copied to /packages) with the ids rewritten
+to those folders, and every model is sized against its share of the GPU (size_shared).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.metadata
+import os
 import re
 import shutil
 import textwrap
@@ -63,6 +66,8 @@ EXAMPLE_INPUTS: dict[str, dict[str, Any]] = {
 }
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
+EXTERNAL_DIR = "external"
+"""The Truss's `external_package_dirs` entry: holds only a link to the tei_bento package."""
 
 
 def runtime_requirements() -> list[str]:
@@ -155,6 +160,7 @@ def _config(
             }
         },
         "python_version": "py311",
+        "external_package_dirs": [EXTERNAL_DIR],
         "requirements": runtime_requirements(),
         "environment_variables": {"TOKENIZERS_PARALLELISM": "false"},
         "secrets": {HF_SECRET: None},
@@ -199,20 +205,38 @@ def truss_yaml(config: dict[str, Any], header: list[str]) -> str:
 def write_truss(
     output: Path, config: dict[str, Any], header: list[str], models_file: str | None = None
 ) -> Path:
-    """Write OUTPUT/config.yaml and the tei_bento source under OUTPUT/packages/, and the
+    """Write OUTPUT/config.yaml, OUTPUT/external/tei_bento (a relative link to this
+    package, which Truss's external_package_dirs ships to /packages/tei_bento), and the
     models file as OUTPUT/packages/models.yaml for a multi-model Truss."""
     output.mkdir(parents=True, exist_ok=True)
     (output / "config.yaml").write_text(truss_yaml(config, header))
-    packages = output / "packages" / "tei_bento"
-    if packages.exists():
-        shutil.rmtree(packages)
-    shutil.copytree(PACKAGE_DIR, packages, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    models = output / "packages" / MODELS_FILE
+    link_package(output / EXTERNAL_DIR)
+    packages = output / "packages"
+    if (packages / "tei_bento").exists():  # a copy written by an earlier tei-bento
+        shutil.rmtree(packages / "tei_bento")
+    models = packages / MODELS_FILE
     if models_file is not None:
+        packages.mkdir(exist_ok=True)
         models.write_text(models_file)
     elif models.exists():  # left by an earlier --models run into this folder
         models.unlink()
     return output / "config.yaml"
+
+
+def link_package(external: Path) -> Path:
+    """EXTERNAL/tei_bento -> the package, as a relative link (valid in a clone of the
+    repository when EXTERNAL is inside it)."""
+    external.mkdir(parents=True, exist_ok=True)
+    link = external / "tei_bento"
+    target = Path(os.path.relpath(PACKAGE_DIR, external.resolve()))
+    if link.is_symlink() and Path(os.readlink(link)) == target:
+        return link
+    if link.is_symlink() or link.is_file():
+        link.unlink()
+    elif link.exists():
+        shutil.rmtree(link)
+    link.symlink_to(target, target_is_directory=True)
+    return link
 
 
 @dataclass(frozen=True)
@@ -403,7 +427,7 @@ def build(args: argparse.Namespace) -> tuple[dict[str, Any], list[str], str | No
     )
     header = [
         f"Truss for {args.model_id} ({args.task}) on {args.gpu}, written by `tei-bento truss`.",
-        "Deploy: `truss push` in this folder (packages/ holds the tei_bento source it runs).",
+        "Deploy: `truss push` in this folder (external/ links the tei_bento source it runs).",
         "",
         *sizing.reasoning(),
     ]
@@ -431,8 +455,8 @@ def build_multi(args: argparse.Namespace) -> tuple[dict[str, Any], list[str], st
             f"`tei-bento truss --models {args.models.name}`."
         ),
         (
-            "Deploy: `truss push` in this folder (packages/ holds the tei_bento source it runs "
-            f"and {MODELS_FILE}, the models it serves with their knobs)."
+            "Deploy: `truss push` in this folder (external/ links the tei_bento source it runs; "
+            f"packages/{MODELS_FILE} holds the models it serves with their knobs)."
         ),
         (
             f"Baseten's /predict is {PREDICT_ENDPOINTS[first.task]} of the first model "

@@ -131,3 +131,27 @@ def test_bentofile_packages_are_the_project_dependencies(bentofile):
     assert config["python"]["lock_packages"] is False
     assert config["service"] == "service:TEIBento"
     assert config["include"] == ["service.py", "tei_bento/**/*.py"]
+
+
+def test_bentoml_clients_call_the_built_bento(bento_server, minilm_reference):
+    """The typed API methods travel in the Bento: both BentoML clients call them."""
+    import asyncio
+
+    import bentoml
+    import numpy as np
+
+    texts = ["a built Bento", "answers BentoML's clients", "and its task queue"]
+    with bentoml.SyncHTTPClient(bento_server.url, timeout=120) as client:
+        assert_same_vectors(client.embed(inputs=texts), minilm_reference.encode(texts))
+        vectors = minilm_reference.encode(texts)
+        similarity = client.similarity(source_sentence=texts[0], sentences=texts[1:])
+        np.testing.assert_allclose(similarity, vectors[1:] @ vectors[0], atol=1e-5)
+
+    async def task_life():
+        async with bentoml.AsyncHTTPClient(bento_server.url, timeout=120) as client:
+            task = await client.embed_batch.submit(inputs=texts * 4)  # over max_client_batch_size 4
+            while (await task.get_status()).value == "in_progress":
+                await asyncio.sleep(0.1)
+            return await task.get()
+
+    assert_same_vectors(asyncio.run(task_life()), minilm_reference.encode(texts * 4))

@@ -4,6 +4,7 @@ consistent, and `truss image build-context` writes an image context for it offli
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -22,6 +23,7 @@ from tei_bento.deploy.truss import (
     MODELS_PATH,
     PREDICT_ENDPOINTS,
     SERVER_PORT,
+    link_package,
 )
 from tei_bento.settings import Pooling, Settings, read_models_file
 from tests.server import REPO
@@ -58,6 +60,14 @@ def check_consistent(config) -> dict[str, str]:
     assert "hf_access_token" in config.secrets
     assert "torch==2.13.0" in config.requirements
     return flags
+
+
+def assert_links_the_package(truss_dir: Path) -> None:
+    """external/tei_bento is a relative link to this package (external_package_dirs)."""
+    link = truss_dir / "external" / "tei_bento"
+    assert link.is_symlink() and not Path(os.readlink(link)).is_absolute()
+    assert (link / "cli.py").resolve() == (REPO / "tei_bento" / "cli.py").resolve()
+    assert validate(truss_dir / "config.yaml").external_package_dirs == ["external"]
 
 
 def write(tmp_path: Path, *args: str) -> Path:
@@ -121,8 +131,7 @@ def test_command_writes_a_valid_truss(tmp_path, model_id, task, gpu, model_class
     assert config.model_cache.models[0].repo_id == model_id
     assert flags["--served-model-name"] == model_id
     assert f"Sized as {model_class} " in path.read_text()
-    assert (tmp_path / "packages" / "tei_bento" / "cli.py").is_file()
-    assert not list((tmp_path / "packages").rglob("__pycache__"))
+    assert_links_the_package(tmp_path)
 
 
 def test_overrides_keep_the_knobs_consistent(tmp_path):
@@ -182,6 +191,7 @@ def test_every_truss_builds_its_image_context(tmp_path):
         folder = tmp_path / "trusses" / str(index)
         folder.mkdir(parents=True)
         shutil.copy(path, folder / "config.yaml")
+        link_package(folder / "external")
         folders.append(folder)
     multi = tmp_path / "multi"
     write_multi(multi, "--gpu", "L4")
@@ -268,7 +278,7 @@ def test_multi_model_truss_is_valid_with_one_cache_folder_per_hub_model(tmp_path
     assert "torch==2.13.0" in config.requirements and "hf_access_token" in config.secrets
     assert MODELS_PATH == "/packages/models.yaml"  # packages/ is copied to /packages
     assert (tmp_path / "truss" / "packages" / "models.yaml").is_file()
-    assert (tmp_path / "truss" / "packages" / "tei_bento" / "cli.py").is_file()
+    assert_links_the_package(tmp_path / "truss")
     header = header_of(path)
     for reason in ("is split equally", "e5-mistral (embed): sized as decoder-7b", "(alone: ",
                    "the sum of every model's own", "none is answered 429"):  # fmt: skip
@@ -364,3 +374,55 @@ def test_models_file_entries_are_checked(tmp_path, entry, message):
     with pytest.raises(SystemExit, match=message):
         write_multi(tmp_path / "truss", "--gpu", "L4", models=models)
     assert not (tmp_path / "truss" / "config.yaml").exists()
+
+
+# -- the committed Truss pushes from a clean clone -------------------------------------------
+
+
+def clean_clone(destination: Path) -> Path:
+    """The repository as `git clone` gives it: tracked files only (with this checkout's
+    uncommitted edits to them), links kept as links."""
+    destination.mkdir(parents=True)
+    if (REPO / ".git").exists():
+        stash = subprocess.run(["git", "stash", "create"], cwd=REPO, capture_output=True, text=True, check=True)
+        tree = stash.stdout.strip() or "HEAD"
+        archive = subprocess.run(["git", "archive", tree], cwd=REPO, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", str(destination)], input=archive.stdout, check=True)
+    else:  # a checkout without its git folder: copy it, links as links
+        ignore = shutil.ignore_patterns(".venv", "__pycache__", ".pytest_cache", "packages")
+        shutil.copytree(REPO, destination, symlinks=True, ignore=ignore, dirs_exist_ok=True)
+    return destination
+
+
+def test_the_committed_truss_pushes_from_a_clean_clone(tmp_path):
+    """`truss image build-context` on a clean clone's truss/ (what `truss push` uploads)
+    holds the tei_bento package, and the start command's `python -m tei_bento.cli serve
+    --help` runs from that context's package folder, importing the context's copy."""
+    clone = clean_clone(tmp_path / "clone")
+    assert (clone / "truss" / "external" / "tei_bento").is_symlink()
+    assert not (clone / "truss" / "packages").exists()  # nothing generated
+    out = tmp_path / "contexts"
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.deploy.truss_context", str(out), str(clone / "truss")],
+        cwd=REPO, capture_output=True, text=True, check=False, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    context = out / "0"
+    packages = context / "packages"
+    assert "COPY --chown=root:root ./packages /packages" in (context / "Dockerfile").read_text()
+    shipped = {p.relative_to(packages / "tei_bento") for p in (packages / "tei_bento").rglob("*.py")}
+    source = {p.relative_to(REPO / "tei_bento") for p in (REPO / "tei_bento").rglob("*.py")}
+    assert shipped == source
+    inner = shlex.split(validate(clone / "truss" / "config.yaml").docker_server.start_command)[2]
+    assert "PYTHONPATH=/packages exec python3 -m tei_bento.cli serve " in inner
+    env = {**os.environ, "PYTHONPATH": str(packages)}
+    where = subprocess.run(
+        [sys.executable, "-c", "import tei_bento; print(tei_bento.__file__)"],
+        cwd=packages, env=env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert Path(where.stdout.strip()).resolve().is_relative_to(packages.resolve()), where.stdout
+    served = subprocess.run(
+        [sys.executable, "-m", "tei_bento.cli", "serve", "--help"],
+        cwd=packages, env=env, capture_output=True, text=True, check=False, timeout=120,
+    )  # fmt: skip
+    assert served.returncode == 0 and "--max-batch-tokens" in served.stdout, served.stderr[-2000:]
