@@ -98,7 +98,8 @@ def bentoml_server(*bento_args: str, env: dict[str, str] | None = None, target: 
     port = free_port()
     bentoml = str(Path(sys.executable).with_name("bentoml"))
     command = [bentoml, "serve", target, "--port", str(port), *bento_args]
-    # `bentoml serve` deletes and recreates its task result store at start: each server
-    # needs its own, or a second server wipes the first's tasks.
-    store = {"BENTOML_RESULT_STORE": str(Path(tempfile.mkdtemp(prefix="bento-tasks-")) / "tasks.db")}
-    return Server(command, test_env({**store, **(env or {})}), port)
+    # `bentoml serve` wipes $BENTOML_HOME's task result store and Prometheus multiprocess
+    # folder at start: each server needs its own home, or a second server erases the
+    # first's tasks and metrics.
+    home = {"BENTOML_HOME": tempfile.mkdtemp(prefix="bentoml-home-")}
+    return Server(command, test_env({**home, **(env or {})}), port)
