@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from bench import corpus as corpus_mod
 from bench import report
-from bench.servers import REPO, Server, free_port, server_env
+from bench.servers import Server, free_port, server_env
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
