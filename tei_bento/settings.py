@@ -237,6 +237,13 @@ class Settings(ModelOptions, BaseSettings):
         "text-embeddings-inference.server", description="Service name of exported traces."
     )
     prometheus_port: int = Field(9000, description="Port of a separate Prometheus listener.")
+    grpc_port: int | None = Field(
+        None,
+        description=(
+            "tei-bento: also serve TEI's gRPC API (tei.v1, with grpc.health.v1 and reflection) "
+            "on this port, in the same process and over the same models as HTTP."
+        ),
+    )
     cors_allow_origin: list[str] | None = Field(
         None, description="Allowed CORS origins (comma-separated in the environment)."
     )

@@ -40,10 +40,21 @@ DESCRIPTION = (
 
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """On shutdown (uvicorn, or BentoML, which runs a mounted app's lifespan), stop every
+    """With --grpc-port, TEI's gRPC API starts beside HTTP on the same event loop and models.
+    On shutdown (uvicorn, or BentoML, which runs a mounted app's lifespan), stop every
     engine and flush the tracer."""
-    yield
-    await app.state.context.shutdown()
+    context: ApiContext = app.state.context
+    grpc_server = None
+    if context.settings.grpc_port is not None:
+        from tei_bento.grpc_api.server import start_server
+
+        grpc_server = await start_server(context, context.settings.grpc_port, context.settings.hostname)
+    try:
+        yield
+    finally:
+        if grpc_server is not None:
+            await grpc_server.stop(grace=5)
+        await context.shutdown()
 
 
 def create_app(settings: Settings, models: Models | None = None) -> FastAPI:
