@@ -151,11 +151,15 @@ def four_models_file(tmp_path_factory, splade_folder, reranker_folder, classifie
 
 @pytest.fixture(scope="session")
 def bentoml_four_models(four_models_file) -> Iterator[Server]:
-    """`bentoml serve service:TEIBento` with the four models, started once per session."""
-    from tests.server import bentoml_server
+    """`bentoml serve service:TEIBento` with the four models (and TEI's gRPC API on
+    `server.grpc_port`), started once per session."""
+    from tests.server import bentoml_server, free_port
 
+    grpc_port = free_port()
     server = bentoml_server(
-        "--arg", f"models={four_models_file}", "--arg", "max_client_batch_size=16"
+        "--arg", f"models={four_models_file}", "--arg", "max_client_batch_size=16",
+        "--arg", f"grpc_port={grpc_port}",
     ).start()  # fmt: skip
+    server.grpc_port = grpc_port  # type: ignore[attr-defined]
     yield server
     server.stop()

@@ -187,9 +187,9 @@ def test_async_client_calls_every_method(server, minilm_reference, cross_encoder
 
 
 def test_concurrent_one_text_calls_share_forward_passes(server, minilm_reference):
-    """64 concurrent single-text `embed` calls: each answer is its own text's vector, and
+    """128 concurrent single-text `embed` calls: each answer is its own text's vector, and
     the batcher ran them in fewer forward passes than calls (te_batch_next_size)."""
-    texts = [f"concurrent text number {i} about a topic" for i in range(64)]
+    texts = [f"concurrent text number {i} about a topic" for i in range(128)]
 
     async def calls():
         async with bentoml.AsyncHTTPClient(server.url, timeout=120) as client:
@@ -201,8 +201,8 @@ def test_concurrent_one_text_calls_share_forward_passes(server, minilm_reference
     assert_same_vectors([a[0] for a in answers], minilm_reference.encode(texts))
     inputs = delta(before, after, "te_batch_next_size_sum", model="minilm")
     batches = delta(before, after, "te_batch_next_size_count", model="minilm")
-    assert inputs == 64 and batches < 64, (inputs, batches)
-    assert delta(before, after, "te_request_success_total", model="minilm") == 64
+    assert inputs == 128 and batches < 128, (inputs, batches)
+    assert delta(before, after, "te_request_success_total", model="minilm") == 128
 
 
 # -- TEI's errors as BentoML errors ---------------------------------------------------------

@@ -69,3 +69,18 @@ def test_bentoml_readyz_follows_the_engines(bento, models_dir):
         assert requests.get(broken.url + "/health").status_code == 503
     finally:
         broken.stop()
+
+
+def test_bentoml_serves_teis_grpc_api_too(bento, minilm_reference):
+    """`--arg grpc_port=PORT`: the gRPC API runs in the BentoML worker, over its engines."""
+    import grpc
+
+    from tei_bento.grpc_api import tei_pb2 as pb
+    from tei_bento.grpc_api import tei_pb2_grpc as rpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{bento.grpc_port}") as channel:
+        grpc.channel_ready_future(channel).result(timeout=30)
+        answer = rpc.EmbedStub(channel).Embed(pb.EmbedRequest(inputs="gRPC under BentoML"))
+        assert_same_vectors([list(answer.embeddings)], minilm_reference.encode(["gRPC under BentoML"]))
+        ranks = rpc.RerankStub(channel).Rerank(pb.RerankRequest(query="q", texts=["a", "b"])).ranks
+        assert sorted(r.index for r in ranks) == [0, 1]
