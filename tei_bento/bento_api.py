@@ -28,7 +28,6 @@ from pydantic import ValidationError as PydanticValidationError
 
 from tei_bento.answers import cosine, label_scores, relevance_results, sparse_values
 from tei_bento.api.context import ApiContext
-from tei_bento.api.errors import FAILURE_LABELS
 from tei_bento.api.routes_tokens import simple_tokens
 from tei_bento.api.schemas import PredictRequest
 from tei_bento.engine.bulk import run_in_chunks
@@ -102,8 +101,7 @@ class TEIBentoAPI:
             name = engine.name
             yield engine
         except TEIError as exc:
-            failures = self.context.metrics.request_failure
-            failures.labels(err=FAILURE_LABELS[exc.error_type], model=name).inc()
+            self.context.count_failure(exc, name)
             raise bentoml_error(exc) from exc
 
     def _batch(self, inputs: Union[str, list[str]]) -> tuple[list[Any], bool]:

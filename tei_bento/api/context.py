@@ -8,11 +8,12 @@ from typing import Any
 
 from starlette.requests import Request
 
+from tei_bento.api.errors import FAILURE_LABELS
 from tei_bento.api.metrics import Metrics
 from tei_bento.api.responses import JSONResponse, timing_headers
 from tei_bento.engine.engine import Engine, Timings
 from tei_bento.engine.models import Models
-from tei_bento.errors import UnhealthyError
+from tei_bento.errors import TEIError, UnhealthyError
 from tei_bento.settings import Settings
 from tei_bento.tasks.base import Route
 from tei_bento.tracing import Tracing
@@ -53,6 +54,11 @@ class ApiContext:
             m.embed_count.labels(model=model).inc()
         elif kind == "predict":
             m.predict_count.labels(model=model).inc()
+
+    def count_failure(self, exc: TEIError, model: str) -> None:
+        """te_request_failure for a TEI error answered outside the HTTP app's handlers
+        (BentoML API methods, gRPC); `model` is "" before routing."""
+        self.metrics.request_failure.labels(err=FAILURE_LABELS[exc.error_type], model=model).inc()
 
     def reply(
         self, engine: Engine, content: Any, timings: Timings, batch: bool, kind: str = "embed"

@@ -18,9 +18,8 @@ from typing import Any, TypeVar
 import grpc
 import numpy as np
 
-from tei_bento.answers import label_scores, ranked
+from tei_bento.answers import label_scores, ranked, sparse_values
 from tei_bento.api.context import ApiContext
-from tei_bento.api.errors import FAILURE_LABELS
 from tei_bento.api.routes_meta import build_info
 from tei_bento.api.routes_tokens import simple_tokens
 from tei_bento.api.responses import timing_headers
@@ -104,8 +103,7 @@ class Calls:
                 self.context.count_request(engine, False, kind)
             answer, timings = await compute(engine)
         except TEIError as exc:
-            failures = self.context.metrics.request_failure
-            failures.labels(err=FAILURE_LABELS[exc.error_type], model=name).inc()
+            self.context.count_failure(exc, name)
             await call.abort(status_of(exc), exc.error)
         if timings is not None:
             self.context.record_success(engine, timings, False, kind or "embed")
@@ -138,8 +136,7 @@ class Calls:
                 except OverloadedError:
                     await asyncio.sleep(PERMIT_RETRY_S)
                 except TEIError as exc:
-                    failures = self.context.metrics.request_failure
-                    failures.labels(err=FAILURE_LABELS[exc.error_type], model=engine.name).inc()
+                    self.context.count_failure(exc, engine.name)
                     raise
             if timings is not None:
                 self.context.record_success(engine, timings, False, kind or "embed")
@@ -215,7 +212,7 @@ class EmbedService(rpc.EmbedServicer):
         prompt = r.prompt_name if r.HasField("prompt_name") else None
         result = await engine.embed_sparse([r.inputs], r.truncate or None, direction(r.truncation_direction), prompt)
         indices, values = result.values[0]
-        sparse = [pb.SparseValue(index=int(i), value=float(v)) for i, v in zip(indices.tolist(), values.tolist())]
+        sparse = [pb.SparseValue(**value) for value in sparse_values(indices, values)]
         return pb.EmbedSparseResponse(sparse_embeddings=sparse, metadata=metadata_of(result.timings, started)), result.timings
 
     async def _all(self, engine: Engine, r: pb.EmbedAllRequest) -> tuple[pb.EmbedAllResponse, Timings]:
