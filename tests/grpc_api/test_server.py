@@ -4,6 +4,8 @@ with sentence-transformers / transformers, every error code with TEI's."""
 
 from __future__ import annotations
 
+import time
+
 import grpc
 import numpy as np
 import pytest
@@ -209,8 +211,11 @@ def test_health_and_reflection(channel):
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
     health = health_pb2_grpc.HealthStub(channel)
-    for service in ("", "tei.v1.Embed"):
-        assert health.Check(health_pb2.HealthCheckRequest(service=service)).status == health_pb2.HealthCheckResponse.SERVING
+    services = ("", "tei.v1.Info", "tei.v1.Embed", "tei.v1.Rerank", "tei.v1.Predict", "tei.v1.Tokenize")
+    for service in (*services, "minilm", "splade", "reranker", "classifier"):
+        status = health.Check(health_pb2.HealthCheckRequest(service=service)).status
+        assert status == health_pb2.HealthCheckResponse.SERVING, service
+    assert code_of(health.Check, health_pb2.HealthCheckRequest(service="nope"))[0] == grpc.StatusCode.NOT_FOUND
     reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
     [answer] = reflection.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
     names = {s.name for s in answer.list_services_response.service}
@@ -242,3 +247,32 @@ def test_api_key_and_payload_limit(server_pool):
         assert len(stub.Embed(pb.EmbedRequest(inputs="x"), metadata=key).embeddings) == 384
         health = health_pb2_grpc.HealthStub(channel)
         assert health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_cancelled_stream_frees_its_permits_and_queued_inputs(server_pool):
+    """GRPC_MAX_PARALLEL_STREAM_REQUESTS bounds what one stream has in flight; cancelling the
+    stream cancels those messages: they are not computed, and their permits are free at once."""
+    import requests
+
+    from tests.api.test_faults import until
+    from tests.metrics import scrape, total
+
+    port = free_port()
+    server = server_pool(
+        "--max-concurrent-requests", "32", "--max-batch-tokens", "2048", "--grpc-port", str(port),
+        env={"GRPC_MAX_PARALLEL_STREAM_REQUESTS": "64"},
+    )  # fmt: skip
+    long_text = "a fairly long sentence about many different things " * 20
+    before = scrape(server)
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        call = rpc.EmbedStub(channel).EmbedStream(iter(pb.EmbedRequest(inputs=f"{long_text}{i}") for i in range(400)))
+        answers = [next(call) for _ in range(3)]
+        call.cancel()
+    assert all(len(a.embeddings) == 384 for a in answers)
+    time.sleep(1.0)  # the cancellation reaches the server
+    started = total(scrape(server), "te_embed_count_total") - total(before, "te_embed_count_total")
+    # every permit is free again: one request for all 32 is answered
+    until(lambda: requests.post(server.url + "/embed", json={"inputs": ["x"] * 32}, timeout=30).status_code == 200, 10)
+    computed = total(scrape(server), "te_batch_next_size_sum") - total(before, "te_batch_next_size_sum") - 32
+    assert 3 <= started <= 64 + 8  # the stream's window, not its 400 messages
+    assert computed < 64  # not the whole window: what was queued at the cancel was dropped
