@@ -184,12 +184,17 @@ class TEIBentoAPI:
         truncate: Optional[bool] = None,
         truncation_direction: Direction = "right",
         model: ModelName = Field(None, description=MODEL_DOC),
+        instruction: Optional[str] = Field(
+            None, description="LLM rerankers only: the task in the model's prompt (default: the card's)."
+        ),
     ) -> dict[str, Any]:
         """The Dify / FastGPT / Cohere answer: `{"results": [{"index", "relevance_score",
         "document"?}], "model", "usage"}`, best first."""
         with self._call(Route.RERANK, model) as engine:
             self.context.count_request(engine, True, "predict")
-            result = await engine.rerank(query, documents, raw_scores, truncate, truncation_direction)
+            result = await engine.rerank(
+                query, documents, raw_scores, truncate, truncation_direction, instruction
+            )
             results = relevance_results(result.values, documents, top_n, return_documents)
         self.context.record_success(engine, result.timings, True, "predict")
         return answer(

@@ -156,6 +156,14 @@ class ModelOptions(BaseModel):
     device: Literal["auto", "cpu", "cuda", "mps", "npu"] = Field(
         "auto", description="tei-bento: force a device; default picks the best present."
     )
+    llm_reranker: bool | None = Field(
+        None,
+        description=(
+            "tei-bento: serve a *ForCausalLM folder as an LLM reranker (Qwen3-Reranker kind: "
+            "P(yes) at the end of its prompt); default: when its name contains `rerank` or it "
+            "holds llm_reranker.json; false: never."
+        ),
+    )
 
     @field_validator("pooling", mode="before")
     @classmethod

@@ -537,6 +537,7 @@ _HEAD_CLASSES = {
     None: "AutoModel",
     "sequence-classification": "AutoModelForSequenceClassification",
     "masked-lm": "AutoModelForMaskedLM",
+    "causal-lm": "AutoModelForCausalLM",
 }
 
 
@@ -632,6 +633,7 @@ def build_transformer(
     config_overrides: Mapping[str, Any] | None = None,
     padding_side: str | None = None,
     check_tokenizer: bool = True,
+    extra_tokens: Sequence[str] = (),
 ) -> Path:
     """Write a transformers folder (config.json, model.safetensors, tokenizer files).
 
@@ -652,6 +654,8 @@ def build_transformer(
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     tok = build_tokenizer(arch, padding_side=padding_side)
+    if extra_tokens:
+        tok.add_tokens(list(extra_tokens))
     cfg = _make_config(arch, tok, init_std=init_std, overrides=config_overrides)
     if head == "sequence-classification":
         cfg.num_labels = num_labels
@@ -672,6 +676,30 @@ def build_transformer(
                 f"{arch}: tokenizer.json and AutoTokenizer disagree:\n" + "\n".join(problems)
             )
     return path
+
+
+LLM_RERANKER_TOKENS = ("yes", "no", "<think>", "</think>")
+"""The words Qwen3-Reranker's prompt and answer use, added whole to the tiny vocabulary."""
+
+
+def build_llm_reranker(path: str | os.PathLike, *, seed: int = 0, tie_word_embeddings: bool = False) -> Path:
+    """A tiny random Qwen3 causal LM with a real (trained) byte-level BPE tokenizer that knows
+    the Qwen3-Reranker template's tokens: the model card's code runs on it unchanged. Its
+    window is 512 tokens: the card's prompt alone is ~100 in a 600-entry vocabulary."""
+    folder = build_transformer(
+        path,
+        "qwen3",
+        head="causal-lm",
+        seed=seed,
+        extra_tokens=LLM_RERANKER_TOKENS,
+        config_overrides={"tie_word_embeddings": tie_word_embeddings, "max_position_embeddings": 512},
+        padding_side="left",
+    )
+    config_file = folder / "tokenizer_config.json"
+    tokenizer_config = json.loads(config_file.read_text())
+    tokenizer_config["model_max_length"] = 512
+    _write_json(config_file, tokenizer_config)
+    return folder
 
 
 def _default_id2label(num_labels: int) -> dict[int, str]:

@@ -231,6 +231,11 @@ class RerankRequest(TruncationParams):
     return_documents: Optional[bool] = Field(
         None, description="Cohere form: include each document (default: false)."
     )
+    instruction: Optional[str] = Field(
+        None,
+        description="tei-bento, LLM rerankers only: the task description in the model's prompt "
+        "(default: the model card's).",
+    )
     @property
     def document_texts(self) -> list[str]:
         return [d if isinstance(d, str) else d.text for d in self.documents or []]
@@ -254,6 +259,32 @@ class RerankResults(TEIModel):
     model: str
     results: list[RelevanceResult]
     usage: dict[str, int]
+
+
+class CohereRerankRequest(ModelChoice):
+    """Cohere's v2 rerank (`cohere.ClientV2.rerank`): `documents` are strings, and long ones
+    are truncated to the model's window rather than refused, as Cohere does."""
+
+    query: str = Field(..., examples=["What is Deep Learning?"])
+    documents: FastList[str] = Field(..., examples=[["Deep Learning is ..."]])
+    top_n: Optional[int] = Field(None, ge=1, description="Keep the best `top_n` results.")
+    max_tokens_per_doc: Optional[int] = Field(
+        None,
+        ge=1,
+        description="Accepted for Cohere's clients; documents are cut at the model's own window.",
+    )
+    instruction: Optional[str] = Field(None, description="tei-bento, LLM rerankers only.")
+
+
+class CohereRerankResult(TEIModel):
+    index: int
+    relevance_score: float
+
+
+class CohereRerankResponse(TEIModel):
+    id: str
+    results: list[CohereRerankResult]
+    meta: dict[str, Any]
 
 
 class PredictRequest(TruncationParams):

@@ -193,6 +193,7 @@ class Engine:
         self.task.check(route, **options)
         job = self.task.job(route, **options)
         self.check_batch(len(inputs))
+        inputs = self.task.format_inputs(route, inputs, **options)
         return await self._infer(inputs, job, truncate, direction, prompt_name)
 
     async def _infer(
@@ -283,12 +284,17 @@ class Engine:
         raw_scores: bool = False,
         truncate: bool | None = None,
         direction: str = "right",
+        instruction: str | None = None,
     ) -> Result[Any]:
-        """One score per (query, text) pair, in the order of `texts`; one permit per pair."""
+        """One score per (query, text) pair, in the order of `texts`; one permit per pair.
+        `instruction`: an LLM reranker's task description (default: its template's)."""
         if not texts:
             raise EmptyError("`texts` cannot be empty").without_prefix()
         pairs: list[Input] = [(query, text) for text in texts]
-        result = await self.run(Route.RERANK, pairs, truncate, direction, raw_scores=raw_scores)
+        options: dict[str, Any] = {"raw_scores": raw_scores}
+        if instruction is not None:
+            options["instruction"] = instruction
+        result = await self.run(Route.RERANK, pairs, truncate, direction, **options)
         result.values = [float(scores[0]) for scores in result.values]
         return result
 

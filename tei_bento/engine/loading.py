@@ -111,7 +111,7 @@ def load_parts(settings: ModelSettings) -> LoadedEngineParts:
     config = AutoConfig.from_pretrained(path)
     st_config = read_sentence_transformers_config(path)
     pooling = settings.pooling or st_config.pooling or default_pooling(config)
-    task_class = detect_task(config, pooling)
+    task_class = detect_task(config, pooling, settings, path)
     placement = choose_placement(settings.device, settings.dtype)
     log.info(
         "Loading %s from %s as %s (%s pooling) on %s with %s",
@@ -142,6 +142,7 @@ def load_parts(settings: ModelSettings) -> LoadedEngineParts:
         settings.tokenization_workers or available_cores(),
         lowercase=st_config.do_lower_case,
         pool_prompt=st_config.include_prompt,
+        wrap=task.bind_tokenizer(tokenizer),
     )
     info = ModelInfo(source, placement, input_limit, prompts)
     return LoadedEngineParts(eager, task, folder, tokenizers, info, pad_token_id(config))

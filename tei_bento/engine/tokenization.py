@@ -92,6 +92,7 @@ class TokenizerPool:
         workers: int,
         lowercase: bool = False,
         pool_prompt: bool = True,
+        wrap: tuple[list[int], list[int]] | None = None,
     ) -> None:
         tokenizer.no_truncation()
         tokenizer.no_padding()
@@ -102,6 +103,9 @@ class TokenizerPool:
         self.prompts = prompts
         self.lowercase = lowercase
         self.pool_prompt = pool_prompt
+        self.wrap = wrap
+        """Token ids put before and after every text (a chat template's ends, tokenized
+        apart from the text as the model card does); the text is truncated to fit."""
         self._prompt_lengths: dict[str, int] = {}
         self.workers = workers
         self._local = threading.local()
@@ -206,6 +210,8 @@ class TokenizerPool:
                 value = self._thread_tokenizer(None, direction).decode(value)
             else:
                 return self._ids_input(value, truncate, direction, chars)
+        if self.wrap is not None and isinstance(value, str):
+            return self._wrapped(value, truncate, direction, chars)
         tokenizer = self._thread_tokenizer(limit if truncate else None, direction)
         try:
             if isinstance(value, tuple):
@@ -225,6 +231,20 @@ class TokenizerPool:
             )
         skipped = self._prompt_length(prompt) if prompt and not self.pool_prompt else 0
         return EncodedInput(encoding.ids, encoding.type_ids, chars, min(skipped, len(encoding.ids)))
+
+    def _wrapped(self, text: str, truncate: bool, direction: str, chars: int) -> EncodedInput:
+        assert self.wrap is not None
+        prefix, suffix = self.wrap
+        limit = self.max_input_length
+        budget = max(1, limit - len(prefix) - len(suffix))
+        try:
+            encoding = self._thread_tokenizer(budget if truncate else None, direction).encode(text)
+        except Exception as exc:  # tokenizers raises plain Exceptions
+            raise TokenizerError(str(exc)) from exc
+        ids = [*prefix, *encoding.ids, *suffix]
+        if len(ids) > limit:
+            raise ValidationError(f"`inputs` must have less than {limit} tokens. Given: {len(ids)}")
+        return EncodedInput(ids, [0] * len(ids), chars)
 
     def _prompt_length(self, prompt: str) -> int:
         """The prompt's tokens as sentence-transformers counts them for `include_prompt:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import torch
 
-from tei_bento.errors import BackendError, WrongModelTypeError
+from tei_bento.errors import BackendError, ValidationError, WrongModelTypeError
 from tei_bento.model.st_config import SentenceTransformerConfig
 from tei_bento.settings import ModelSettings, Pooling
 
@@ -108,6 +108,18 @@ class Task(ABC):
     def matches(cls, config: Any, pooling: Pooling) -> bool:
         """Whether a folder with this config, served with this pooling, is this task."""
 
+    accepts_instruction: ClassVar[bool] = False
+    """Whether requests may carry an `instruction` (LLM rerankers)."""
+
+    def bind_tokenizer(self, tokenizer: Any) -> tuple[list[int], list[int]] | None:
+        """Called once at load time with the model's tokenizer; a task may return token ids
+        the tokenizer pool puts before and after every input (a chat template's ends)."""
+        return None
+
+    def format_inputs(self, route: Route, inputs: list[Any], **options: Any) -> list[Any]:
+        """The inputs as the tokenizer should see them (a prompt template filled in)."""
+        return inputs
+
     def serves(self, route: Route) -> bool:
         return route in self.routes or route in self.fallback_routes
 
@@ -115,6 +127,8 @@ class Task(ABC):
         """TEI answers 424 with a Backend error when a route or option does not fit."""
         if not self.serves(route):
             raise WrongModelTypeError(REFUSALS[route])
+        if options.get("instruction") is not None and not self.accepts_instruction:
+            raise ValidationError("`instruction` is only available for LLM rerankers")
 
     @abstractmethod
     def job(self, route: Route, **options: Any) -> Job:

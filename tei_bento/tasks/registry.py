@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from tei_bento.settings import Pooling
+from tei_bento.settings import ModelSettings, Pooling
 from tei_bento.tasks.base import Task, architectures
 from tei_bento.tasks.classification import ClassifierTask, RerankerTask
 from tei_bento.tasks.embedding import EmbeddingTask
+from tei_bento.tasks.llm_reranker import LLMRerankerTask, claims_folder
 from tei_bento.tasks.splade import SpladeTask
 
 TASKS: tuple[type[Task], ...] = (RerankerTask, ClassifierTask, SpladeTask, EmbeddingTask)
 
 
-def detect_task(config: Any, pooling: Pooling) -> type[Task]:
+def detect_task(
+    config: Any, pooling: Pooling, settings: ModelSettings | None = None, path: Path | None = None
+) -> type[Task]:
+    """Tasks chosen by folder and settings first (an LLM reranker is a causal LM like a
+    decoder embedder), then the first whose config test matches."""
+    if settings is not None and path is not None and claims_folder(settings, path, config):
+        return LLMRerankerTask
     return next(task for task in TASKS if task.matches(config, pooling))
 
 

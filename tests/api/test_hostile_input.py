@@ -31,6 +31,7 @@ POST_ROUTES = (
     "/similarity",
     "/rerank",
     "/v1/rerank",
+    "/v2/rerank",
     "/predict",
     "/tokenize",
     "/decode",
@@ -196,6 +197,7 @@ def _surrogate_body(path: str, text: str) -> bytes:
         "/similarity": '{"inputs": {"source_sentence": %s, "sentences": ["b"]}}',
         "/rerank": '{"query": %s, "texts": ["b"]}',
         "/v1/rerank": '{"query": "a", "documents": [%s]}',
+        "/v2/rerank": '{"query": "a", "documents": [%s], "model": "m"}',
         "/predict": '{"inputs": %s}',
         "/tokenize": '{"inputs": %s}',
         "/decode": '{"ids": [1], "skip_special_tokens": %s}',
@@ -305,6 +307,8 @@ def test_deep_nesting_is_a_4xx(default_server, path, shape):
         field = "input"
     if path in ("/rerank", "/v1/rerank"):
         field = "texts"
+    if path == "/v2/rerank":
+        field = "documents"
     data = {
         "arrays_in_field": b'{"%s": ' % field.encode() + b"[" * DEEP + b"]" * DEEP + b"}",
         "objects_in_field": b'{"%s": ' % field.encode() + b'{"a":' * DEEP + b"1" + b"}" * DEEP
@@ -326,8 +330,9 @@ FIELDS = {
     "/embed_all": ("inputs", ["inputs", "truncate", "truncation_direction", "prompt_name"]),
     "/similarity": (None, ["inputs", "parameters"]),
     "/rerank": ("texts", ["query", "texts", "documents", "raw_scores", "return_text", "top_n",
-                          "return_documents", "truncate"]),
+                          "return_documents", "truncate", "instruction"]),
     "/v1/rerank": ("documents", ["query", "documents", "top_n", "return_documents"]),
+    "/v2/rerank": ("documents", ["query", "documents", "top_n", "max_tokens_per_doc", "instruction", "model"]),
     "/predict": ("inputs", ["inputs", "raw_scores", "truncate", "truncation_direction"]),
     "/tokenize": ("inputs", ["inputs", "add_special_tokens", "prompt_name"]),
     "/decode": ("ids", ["ids", "skip_special_tokens"]),
@@ -341,6 +346,7 @@ VALID = {
     "/similarity": {"inputs": {"source_sentence": "a", "sentences": ["b"]}},
     "/rerank": {"query": "a", "texts": ["b"]},
     "/v1/rerank": {"query": "a", "documents": ["b"]},
+    "/v2/rerank": {"query": "a", "documents": ["b"], "model": "m"},
     "/predict": {"inputs": "a"},
     "/tokenize": {"inputs": "a"},
     "/decode": {"ids": [101, 102]},

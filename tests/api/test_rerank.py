@@ -307,3 +307,35 @@ def test_each_pair_takes_one_permit(reranker_server):
         # Exactly as many pairs as permits fit, and the refused request returned what it took.
         just_enough = post(server, path, {"query": QUERY, key: ["passage"] * RERANK_PERMITS})
         assert just_enough.status_code == 200, just_enough.text
+
+
+def test_cohere_client_v2_reranks_through_v2_rerank(reranker_server, cross_encoders):
+    """The real `cohere.ClientV2` against /v2/rerank: Cohere's v2 shape, CrossEncoder's scores."""
+    import cohere
+
+    server = reranker_server("bert")
+    client = cohere.ClientV2(api_key="unused", base_url=server.url)
+    answer = client.rerank(model="rerank-v3.5", query=QUERY, documents=TEXTS, top_n=3)
+    want = reference_scores(cross_encoders("bert"), QUERY, TEXTS)
+    assert [r.index for r in answer.results] == expected_ranking(want)[:3]
+    np.testing.assert_allclose([r.relevance_score for r in answer.results], want[expected_ranking(want)[:3]], rtol=1e-5)
+    assert answer.id and answer.meta.api_version.version == "2"
+    # long documents are truncated to the model's window, as Cohere does, not refused
+    long = client.rerank(model="m", query=QUERY, documents=[LONG_TEXT, "short"], max_tokens_per_doc=64)
+    assert len(long.results) == 2
+
+
+@pytest.mark.parametrize(
+    "body, error_type",
+    [
+        ({"query": QUERY, "documents": []}, "Empty"),
+        ({"query": QUERY, "documents": ["a"], "top_n": 0}, "Validation"),
+        ({"query": QUERY, "documents": ["a"], "max_tokens_per_doc": 0}, "Validation"),
+        ({"query": QUERY, "documents": [{"text": "a"}]}, "Validation"),  # v2 documents are strings
+        ({"documents": ["a"]}, "Validation"),
+    ],
+)
+def test_v2_rerank_refuses_bad_requests_with_teis_body(reranker_server, body, error_type):
+    response = post(reranker_server("bert"), "/v2/rerank", body)
+    assert response.status_code == (400 if error_type == "Empty" else 422), response.text
+    assert response.json()["error_type"] == error_type
