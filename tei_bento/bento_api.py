@@ -34,6 +34,7 @@ from tei_bento.engine.bulk import run_in_chunks
 from tei_bento.engine.engine import Engine
 from tei_bento.engine.models import Models
 from tei_bento.errors import EmptyError, TEIError, ValidationError
+from tei_bento.quantization import EmbeddingType
 from tei_bento.tasks.base import Route
 
 ROUTE_PREFIX = "/bento"
@@ -117,13 +118,16 @@ class TEIBentoAPI:
         prompt_name: Optional[str] = None,
         dimensions: Optional[int] = Field(None, description="Keep the first N values, then normalize."),
         model: ModelName = Field(None, description=MODEL_DOC),
+        embedding_type: EmbeddingType = Field(
+            "float", description="int8 / uint8 / binary / ubinary: quantized as sentence-transformers does."
+        ),
     ) -> list[list[float]]:
-        """Pooled embeddings, one vector per input (TEI's /embed)."""
+        """Pooled embeddings, one vector per input (TEI's /embed); quantized with `embedding_type`."""
         with self._call(Route.EMBED, model) as engine:
             texts, batch = self._batch(inputs)
             self.context.count_request(engine, batch, "embed")
             result = await engine.embed(
-                texts, normalize, truncate, truncation_direction, prompt_name, dimensions
+                texts, normalize, truncate, truncation_direction, prompt_name, dimensions, embedding_type
             )
         self.context.record_success(engine, result.timings, batch, "embed")
         return answer(np.stack(result.values))

@@ -156,6 +156,17 @@ class ModelOptions(BaseModel):
     device: Literal["auto", "cpu", "cuda", "mps", "npu"] = Field(
         "auto", description="tei-bento: force a device; default picks the best present."
     )
+    calibration_texts: str | None = Field(
+        None,
+        description=(
+            "tei-bento: texts (one per line, or JSONL with `text`) whose embeddings set the "
+            "int8 / uint8 buckets of `embedding_type`; default: the bundled 128."
+        ),
+    )
+    quantization_ranges: str | None = Field(
+        None,
+        description="tei-bento: a JSON file `[[min, ...], [max, ...]]` of int8 / uint8 ranges to use as given.",
+    )
     llm_reranker: bool | None = Field(
         None,
         description=(

@@ -102,6 +102,13 @@ def test_embed_dimensions_and_model_name(client, minilm_reference):
     np.testing.assert_allclose(got, expected, atol=1e-4)
 
 
+def test_embed_binary_equals_quantize_embeddings(client, minilm_reference):
+    from sentence_transformers.util.quantization import quantize_embeddings
+
+    got = np.asarray(client.embed(inputs=TEXTS, embedding_type="ubinary"), dtype=np.int64)
+    assert np.array_equal(got, quantize_embeddings(minilm_reference.encode(TEXTS), "ubinary"))
+
+
 def test_embed_sparse_equals_the_sparse_encoder(client, sparse_encoder):
     got = client.embed_sparse(inputs=TEXTS)
     for answer, expected in zip(got, reference(sparse_encoder, TEXTS)):

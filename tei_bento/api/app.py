@@ -16,6 +16,7 @@ from starlette.responses import RedirectResponse
 
 from tei_bento import __version__
 from tei_bento.api import (
+    routes_cohere,
     routes_dispatch,
     routes_embed,
     routes_meta,
@@ -93,6 +94,7 @@ def create_app(settings: Settings, models: Models | None = None) -> FastAPI:
         routes_meta,
         routes_embed,
         routes_rank,
+        routes_cohere,
         routes_openai,
         routes_tokens,
         routes_dispatch,

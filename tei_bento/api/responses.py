@@ -55,9 +55,10 @@ async def send_json(
 
 def stack_vectors(vectors: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
     """One contiguous 2-D array serializes fastest; ragged lists stay lists."""
+    dtype = vectors[0].dtype if vectors and vectors[0].dtype.kind in "iu" else np.float32  # quantized stay ints
     if vectors and all(v.shape == vectors[0].shape for v in vectors):
-        return np.ascontiguousarray(np.stack(vectors), dtype=np.float32)
-    return [np.ascontiguousarray(v, dtype=np.float32) for v in vectors]
+        return np.ascontiguousarray(np.stack(vectors), dtype=dtype)
+    return [np.ascontiguousarray(v, dtype=dtype) for v in vectors]
 
 
 OPENAI_PATHS = ("/v1/embeddings", "/embeddings")

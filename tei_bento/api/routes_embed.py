@@ -57,6 +57,7 @@ async def embed(body: EmbedRequest, request: Request) -> Response:
             direction=body.direction,
             prompt_name=body.prompt_name,
             dimensions=body.dimensions,
+            embedding_type=body.embedding_type,
         ),
     )
     return context.reply(engine, stack_vectors(result.values), result.timings, batch)

@@ -41,6 +41,7 @@ def build_info(engine: Engine) -> dict:
         "prompts": info.prompts or None,
         "backend": engine.backend.name,
         "accuracy": engine.backend.accuracy,
+        "quantization": calibration.describe() if (calibration := getattr(engine.task, "calibration", None)) else None,
     }
 
 

@@ -1,15 +1,14 @@
 """Cross-encoder and classifier routes: /rerank, /v1/rerank, /predict.
 
 `/rerank` answers TEI's list when given `texts`, and the Cohere / Jina / Dify / FastGPT
-`{"results": [...]}` when given `documents`; `/v1/rerank` always answers the latter, and
-`/v2/rerank` Cohere's v2 shape (`id`, `results`, `meta`).
+`{"results": [...]}` when given `documents`; `/v1/rerank` always answers the latter
+(Cohere's v2 routes are in routes_cohere).
 Results are sorted as TEI sorts them: ascending (stable), then reversed, so equal scores
 list the later index first.
 """
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -18,15 +17,7 @@ from starlette.responses import Response
 from tei_bento.api.context import context_of
 from tei_bento.api.disconnect import unless_disconnected
 from tei_bento.api.routes_embed import ANSWERS
-from tei_bento.api.schemas import (
-    CohereRerankRequest,
-    CohereRerankResponse,
-    Prediction,
-    PredictRequest,
-    Rank,
-    RerankRequest,
-    RerankResults,
-)
+from tei_bento.api.schemas import Prediction, PredictRequest, Rank, RerankRequest, RerankResults
 from tei_bento.answers import label_scores, relevance_results, tei_ranks
 from tei_bento.errors import EmptyError
 from tei_bento.tasks.base import Route
@@ -74,24 +65,6 @@ async def rerank(body: RerankRequest, request: Request) -> Response:
 async def rerank_v1(body: RerankRequest, request: Request) -> Response:
     """Cohere / Jina rerank: `documents`, `top_n`, `return_documents`, `model`."""
     return await _rerank(body, request, cohere_form=True)
-
-
-@router.post("/v2/rerank", response_model=CohereRerankResponse, responses=ANSWERS)
-async def rerank_v2(body: CohereRerankRequest, request: Request) -> Response:
-    """Cohere v2 rerank (`cohere.ClientV2(base_url=...).rerank(model=..., query=..., documents=...)`)."""
-    context = context_of(request)
-    engine = context.engine_for(request, Route.RERANK, body.model)
-    context.count_request(engine, True, "predict")
-    result = await unless_disconnected(
-        request,
-        engine.rerank(body.query, body.documents, truncate=True, instruction=body.instruction),
-    )
-    content = {
-        "id": str(uuid.uuid4()),
-        "results": relevance_results(result.values, body.documents, body.top_n, False),
-        "meta": {"api_version": {"version": "2"}, "billed_units": {"search_units": 1}},
-    }
-    return context.reply(engine, content, result.timings, True, kind="predict")
 
 
 @router.post(

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, TypeVar, Union
 
+from tei_bento.quantization import EmbeddingType
+
 from pydantic import BaseModel, ConfigDict, FailFast, Field, NonNegativeInt, field_validator
 
 from tei_bento.engine.tokenization import Input
@@ -74,6 +76,12 @@ class EmbedRequest(TruncationParams):
     prompt_name: Optional[str] = None
     dimensions: Optional[int] = Field(
         None, description="Keep the first `dimensions` values (Matryoshka), then normalize."
+    )
+    embedding_type: EmbeddingType = Field(
+        "float",
+        description="tei-bento: `int8` / `uint8` (buckets from the server's calibration, see "
+        "/info), `binary` / `ubinary` (signs packed 8 to a byte), as sentence-transformers' "
+        "quantize_embeddings.",
     )
 
 
@@ -208,6 +216,11 @@ class Info(TEIModel):
     accuracy: Optional[dict[str, Optional[float]]] = Field(
         None, description="tei-bento: measured cosine of a quantized model to float32."
     )
+    quantization: Optional[dict[str, Any]] = Field(
+        None,
+        description="tei-bento, embedders: where `embedding_type` int8 / uint8 take their buckets "
+        "(`calibration`) and the ranges for normalized full-size vectors (`int8_ranges`: [min, max]).",
+    )
 
 
 # -- rerank and predict --------------------------------------------------------------
@@ -274,6 +287,36 @@ class CohereRerankRequest(ModelChoice):
         description="Accepted for Cohere's clients; documents are cut at the model's own window.",
     )
     instruction: Optional[str] = Field(None, description="tei-bento, LLM rerankers only.")
+
+
+CohereEmbeddingType = Literal["float", "int8", "uint8", "binary", "ubinary", "base64"]
+
+
+class CohereEmbedRequest(ModelChoice):
+    """Cohere's v2 embed (`cohere.ClientV2.embed`), texts only."""
+
+    texts: FastList[str] = Field(..., examples=[["What is Deep Learning?"]])
+    input_type: Optional[str] = Field(
+        None,
+        description="search_query / search_document / classification / clustering: the folder's "
+        "prompt of that name, or `query` / `document` (`passage`) for the search types; else none.",
+    )
+    embedding_types: Optional[FastList[CohereEmbeddingType]] = Field(
+        None, description="Any of float, int8, uint8, binary, ubinary, base64 (default: float)."
+    )
+    truncate: Literal["NONE", "START", "END"] = Field(
+        "END", description="END cuts long texts at the end, START at the start, NONE refuses them."
+    )
+    output_dimension: Optional[int] = Field(None, description="Matryoshka: keep the first N values.")
+    max_tokens: Optional[int] = Field(None, ge=1, description="Accepted; the model's window is the cut.")
+
+
+class CohereEmbedResponse(TEIModel):
+    id: str
+    embeddings: dict[str, Any]
+    texts: list[str]
+    meta: dict[str, Any]
+    response_type: str = "embeddings_by_type"
 
 
 class CohereRerankResult(TEIModel):

@@ -85,6 +85,10 @@ class Engine:
         # Warm the kernels up and prove the model answers before serving, on the thread that
         # will serve (each thread that runs torch gets its own OpenMP team).
         self.batcher.run_now_in_model_thread(self.probe)
+        if self.task.quantizable and self.healthy:
+            from tei_bento.engine.calibration import calibrate
+
+            self.task.calibration = calibrate(self)  # type: ignore[attr-defined]
 
     @classmethod
     def from_settings(cls, settings: ModelSettings, observer: BatchObserver | None = None) -> "Engine":
@@ -243,11 +247,13 @@ class Engine:
         direction: str = "right",
         prompt_name: str | None = None,
         dimensions: int | None = None,
+        embedding_type: str = "float",
     ) -> Result[Any]:
-        return await self.run(
-            Route.EMBED, inputs, truncate, direction, prompt_name,
-            normalize=normalize, dimensions=dimensions,
-        )  # fmt: skip
+        """Pooled vectors; `embedding_type` int8 / uint8 / binary / ubinary quantizes them."""
+        options: dict[str, Any] = {"normalize": normalize, "dimensions": dimensions}
+        if embedding_type != "float":
+            options["embedding_type"] = embedding_type
+        return await self.run(Route.EMBED, inputs, truncate, direction, prompt_name, **options)
 
     async def embed_all(
         self,

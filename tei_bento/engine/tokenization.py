@@ -133,6 +133,10 @@ class TokenizerPool:
             self._executor, self._encode_all, inputs, truncate, direction, prompt_name
         )
 
+    def encode_now(self, inputs: list[Input], truncate: bool) -> list[EncodedInput]:
+        """`encode` on the calling thread (start-up work such as calibration)."""
+        return self._encode_all(inputs, truncate, "right", None)
+
     async def tokenize(
         self, inputs: list[str], add_special_tokens: bool, prompt_name: str | None
     ) -> list[TokenizedText]:

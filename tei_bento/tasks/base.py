@@ -108,6 +108,9 @@ class Task(ABC):
     def matches(cls, config: Any, pooling: Pooling) -> bool:
         """Whether a folder with this config, served with this pooling, is this task."""
 
+    quantizable: ClassVar[bool] = False
+    """Whether `/embed` may ask for int8 / uint8 / binary vectors (the engine then calibrates
+    the task at start-up: `calibration`)."""
     accepts_instruction: ClassVar[bool] = False
     """Whether requests may carry an `instruction` (LLM rerankers)."""
 

@@ -8,9 +8,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from tei_bento.errors import ValidationError
+from tei_bento.errors import BackendError, ValidationError
 from tei_bento.model.dense import load_dense
 from tei_bento.model.pooling import pool
+from tei_bento.quantization import EMBEDDING_TYPES, Calibration, quantize
 from tei_bento.settings import Pooling
 from tei_bento.tasks.base import BatchOutput, ModelFolder, Route, Task, finite
 
@@ -23,26 +24,45 @@ def normalize(vector: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class EmbedJob:
-    """One vector: the first `dimensions` values (Matryoshka), then normalized if asked."""
+    """One vector: the first `dimensions` values (Matryoshka), normalized if asked, then
+    quantized to `embedding_type` (int8 / uint8 with `ranges`)."""
 
     normalize: bool = True
     dimensions: int | None = None
+    embedding_type: str = "float"
+    ranges: np.ndarray | None = None
     needs_token_states = False
 
     def extract(self, output: BatchOutput, row: int) -> np.ndarray:
         vector = finite(output.vectors[row])
         if self.dimensions is not None:
             vector = vector[: self.dimensions]
-        return normalize(vector) if self.normalize else vector
+        vector = normalize(vector) if self.normalize else vector
+        if self.embedding_type != "float":
+            return quantize(vector[None, :].astype(np.float32), self.embedding_type, self.ranges)[0]
+        return vector
 
 
-def embed_job(size: int, normalize: bool = True, dimensions: int | None = None) -> EmbedJob:
+def embed_job(
+    size: int,
+    normalize: bool = True,
+    dimensions: int | None = None,
+    embedding_type: str = "float",
+    calibration: Calibration | None = None,
+) -> EmbedJob:
     if dimensions is not None:
         if dimensions <= 0:
             raise ValidationError("`dimensions` should be positive")
         if dimensions > size:
             raise ValidationError("`dimensions` should be smaller than the maximum embedding dimension.")
-    return EmbedJob(normalize=normalize, dimensions=dimensions)
+    if embedding_type not in EMBEDDING_TYPES:
+        raise ValidationError(f"`embedding_type` must be one of {', '.join(EMBEDDING_TYPES)}")
+    ranges = None
+    if embedding_type in ("int8", "uint8"):
+        if calibration is None:
+            raise BackendError("int8 / uint8 embeddings need the model's calibration, which is missing")
+        ranges = calibration.ranges(normalize, dimensions)
+    return EmbedJob(normalize=normalize, dimensions=dimensions, embedding_type=embedding_type, ranges=ranges)
 
 
 @dataclass(frozen=True)
@@ -59,6 +79,7 @@ class EmbeddingTask(Task):
     network_output = "last_hidden_state"
     routes = frozenset({Route.EMBED, Route.EMBED_ALL})
     invocation_route = Route.EMBED
+    quantizable = True
 
     def __init__(self, folder: ModelFolder) -> None:
         super().__init__(folder)
@@ -71,6 +92,7 @@ class EmbeddingTask(Task):
         )
         hidden = int(getattr(self.config, "hidden_size", 0) or 0)
         self._size = int(self.dense[-1][0].out_features) if self.dense is not None else hidden
+        self.calibration: Calibration | None = None  # set by the engine at start-up
 
     @classmethod
     def matches(cls, config: Any, pooling: Pooling) -> bool:
@@ -83,7 +105,13 @@ class EmbeddingTask(Task):
     def job(self, route: Route, **options: Any) -> Any:
         if route is Route.EMBED_ALL:
             return TokenStatesJob()
-        return embed_job(self._size, options.get("normalize", True), options.get("dimensions"))
+        return embed_job(
+            self._size,
+            options.get("normalize", True),
+            options.get("dimensions"),
+            options.get("embedding_type", "float"),
+            self.calibration,
+        )
 
     def head(
         self, output: torch.Tensor, mask: torch.Tensor, pool_mask: torch.Tensor, want_states: list[bool]

@@ -52,6 +52,8 @@ class SpladeTask(Task):
         super().check(route, **options)
         if route is Route.EMBED and options.get("normalize", True):
             raise WrongModelTypeError("`normalize` is not available for SPLADE models")
+        if options.get("embedding_type", "float") != "float":
+            raise WrongModelTypeError("`embedding_type` is not available for SPLADE models")
 
     def job(self, route: Route, **options: Any) -> Any:
         if route is Route.EMBED:

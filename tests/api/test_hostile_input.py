@@ -32,6 +32,7 @@ POST_ROUTES = (
     "/rerank",
     "/v1/rerank",
     "/v2/rerank",
+    "/v2/embed",
     "/predict",
     "/tokenize",
     "/decode",
@@ -198,6 +199,7 @@ def _surrogate_body(path: str, text: str) -> bytes:
         "/rerank": '{"query": %s, "texts": ["b"]}',
         "/v1/rerank": '{"query": "a", "documents": [%s]}',
         "/v2/rerank": '{"query": "a", "documents": [%s], "model": "m"}',
+        "/v2/embed": '{"texts": [%s], "model": "m"}',
         "/predict": '{"inputs": %s}',
         "/tokenize": '{"inputs": %s}',
         "/decode": '{"ids": [1], "skip_special_tokens": %s}',
@@ -309,6 +311,8 @@ def test_deep_nesting_is_a_4xx(default_server, path, shape):
         field = "texts"
     if path == "/v2/rerank":
         field = "documents"
+    if path == "/v2/embed":
+        field = "texts"
     data = {
         "arrays_in_field": b'{"%s": ' % field.encode() + b"[" * DEEP + b"]" * DEEP + b"}",
         "objects_in_field": b'{"%s": ' % field.encode() + b'{"a":' * DEEP + b"1" + b"}" * DEEP
@@ -326,13 +330,14 @@ def test_deep_nesting_is_a_4xx(default_server, path, shape):
 WRONG_VALUES = [5, -1, 1.5, True, "text", [], [None], [1.5], [[["a"]]], [{}], {}, {"a": 1}, None]
 FIELDS = {
     "/embed": ("inputs", ["inputs", "normalize", "truncate", "truncation_direction",
-                          "prompt_name", "dimensions"]),
+                          "prompt_name", "dimensions", "embedding_type"]),
     "/embed_all": ("inputs", ["inputs", "truncate", "truncation_direction", "prompt_name"]),
     "/similarity": (None, ["inputs", "parameters"]),
     "/rerank": ("texts", ["query", "texts", "documents", "raw_scores", "return_text", "top_n",
                           "return_documents", "truncate", "instruction"]),
     "/v1/rerank": ("documents", ["query", "documents", "top_n", "return_documents"]),
     "/v2/rerank": ("documents", ["query", "documents", "top_n", "max_tokens_per_doc", "instruction", "model"]),
+    "/v2/embed": ("texts", ["texts", "input_type", "embedding_types", "truncate", "output_dimension", "max_tokens"]),
     "/predict": ("inputs", ["inputs", "raw_scores", "truncate", "truncation_direction"]),
     "/tokenize": ("inputs", ["inputs", "add_special_tokens", "prompt_name"]),
     "/decode": ("ids", ["ids", "skip_special_tokens"]),
@@ -347,6 +352,7 @@ VALID = {
     "/rerank": {"query": "a", "texts": ["b"]},
     "/v1/rerank": {"query": "a", "documents": ["b"]},
     "/v2/rerank": {"query": "a", "documents": ["b"], "model": "m"},
+    "/v2/embed": {"texts": ["b"], "model": "m"},
     "/predict": {"inputs": "a"},
     "/tokenize": {"inputs": "a"},
     "/decode": {"ids": [101, 102]},
