@@ -156,6 +156,14 @@ class ModelOptions(BaseModel):
     device: Literal["auto", "cpu", "cuda", "mps", "npu"] = Field(
         "auto", description="tei-bento: force a device; default picks the best present."
     )
+    long_inputs: Literal["truncate", "error", "chunk"] = Field(
+        "truncate",
+        description=(
+            "tei-bento: what /embed does with an input longer than the model's window when the "
+            "request does not say `truncate: true`: `truncate` (TEI's --auto-truncate rule), "
+            "`error` (refuse it), `chunk` (embed overlapping windows, pool them into one vector)."
+        ),
+    )
     calibration_texts: str | None = Field(
         None,
         description=(

@@ -32,6 +32,7 @@ def build_info(engine: Engine) -> dict:
         "max_batch_requests": settings.max_batch_requests,
         "max_client_batch_size": settings.max_client_batch_size,
         "auto_truncate": settings.auto_truncate,
+        "long_inputs": settings.long_inputs,
         "tokenization_workers": engine.tokenizers.workers,
         "version": __version__,
         "sha": None,

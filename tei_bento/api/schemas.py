@@ -205,6 +205,7 @@ class Info(TEIModel):
     max_batch_requests: Optional[int]
     max_client_batch_size: int
     auto_truncate: bool
+    long_inputs: str = Field("truncate", description="tei-bento: truncate, error or chunk (--long-inputs).")
     tokenization_workers: int
     version: str
     sha: Optional[str] = None

@@ -198,36 +198,50 @@ class Engine:
         job = self.task.job(route, **options)
         self.check_batch(len(inputs))
         inputs = self.task.format_inputs(route, inputs, **options)
-        return await self._infer(inputs, job, truncate, direction, prompt_name)
+        long_inputs = self.settings.long_inputs
+        chunk = long_inputs == "chunk" and route is Route.EMBED and truncate is not True and self.task.chunkable
+        if truncate is None:
+            truncate = False if long_inputs == "error" else self.settings.auto_truncate
+        return await self._infer(inputs, job, truncate, direction, prompt_name, chunk)
 
     async def _infer(
         self,
         inputs: list[Input],
         job: Any,
-        truncate: bool | None,
+        truncate: bool,
         direction: str,
         prompt_name: str | None,
+        chunk: bool = False,
     ) -> Result[Any]:
+        """Tokenize, batch, compute; with `chunk`, an input longer than the window runs as
+        overlapping windows whose values the task joins into one."""
         started = time.perf_counter()
         lease = self.permits.acquire(len(inputs))
         try:
-            encoded = await self.tokenizers.encode(
-                inputs,
-                self.settings.auto_truncate if truncate is None else truncate,
-                direction,
-                prompt_name,
-            )
+            if chunk:
+                groups = await self.tokenizers.encode_windows(inputs, direction, prompt_name)
+                encoded = [e for group in groups for e in group]
+            else:
+                encoded = await self.tokenizers.encode(inputs, truncate, direction, prompt_name)
             tokenized = time.perf_counter()
             loop = asyncio.get_running_loop()
+            if chunk and len(encoded) > len(inputs):
+                window_job = self.task.window_job()
+                jobs = [job if len(group) == 1 else window_job for group in groups for _ in group]
+            else:
+                jobs = [job] * len(encoded)
             items = [
-                WorkItem(e.ids, e.type_ids, job, loop.create_future(), e.prompt_length)
-                for e in encoded
+                WorkItem(e.ids, e.type_ids, item_job, loop.create_future(), e.prompt_length)
+                for e, item_job in zip(encoded, jobs)
             ]
             values = await self.batcher.submit(items)
         finally:
             lease.release()
         count = len(items)
-        lengths = [len(e.ids) for e in encoded]
+        if chunk and len(encoded) > len(inputs):
+            values, lengths = self._join(groups, values, job)
+        else:
+            lengths = [len(e.ids) for e in encoded]
         timings = Timings(
             chars=sum(e.chars for e in encoded),
             tokens=sum(lengths),
@@ -238,6 +252,21 @@ class Engine:
             lengths=lengths,
         )
         return Result(values, timings)
+
+    def _join(self, groups: list[list[Any]], values: list[Any], job: Any) -> tuple[list[Any], list[int]]:
+        """Each input's value from its windows' (weighted by their content tokens), and each
+        input's token count (its windows' together)."""
+        joined, lengths, at = [], [], 0
+        for group in groups:
+            parts = values[at : at + len(group)]
+            at += len(group)
+            if len(group) == 1:
+                joined.append(parts[0])
+            else:
+                weights = [len(e.ids) for e in group]
+                joined.append(self.task.join_windows(job, parts, weights))
+            lengths.append(sum(len(e.ids) for e in group))
+        return joined, lengths
 
     async def embed(
         self,

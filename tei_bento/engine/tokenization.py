@@ -19,6 +19,8 @@ from tokenizers import Encoding, Tokenizer
 from tei_bento.errors import EmptyError, TokenizerError, ValidationError
 
 MAX_CHAR_MULTIPLIER = 250
+WINDOW_OVERLAP = 0.25
+"""`--long-inputs chunk`: consecutive windows share this share of their content tokens."""
 
 TextPair = tuple[str, str]
 Input = Union[str, list[int], TextPair]
@@ -131,6 +133,19 @@ class TokenizerPool:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(
             self._executor, self._encode_all, inputs, truncate, direction, prompt_name
+        )
+
+    async def encode_windows(
+        self, inputs: list[Input], direction: str = "right", prompt_name: str | None = None
+    ) -> list[list[EncodedInput]]:
+        """`encode` without truncation, where a text longer than the window becomes several
+        overlapping windows (see `windows`); anything else is one encoding, as `encode`."""
+        for value in inputs:
+            if is_empty(value):
+                raise EmptyError("`inputs` cannot be empty")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._executor, self._windows_all, inputs, direction, prompt_name
         )
 
     def encode_now(self, inputs: list[Input], truncate: bool) -> list[EncodedInput]:
@@ -250,6 +265,52 @@ class TokenizerPool:
             raise ValidationError(f"`inputs` must have less than {limit} tokens. Given: {len(ids)}")
         return EncodedInput(ids, [0] * len(ids), chars)
 
+    def _windows_all(
+        self, inputs: list[Input], direction: str, prompt_name: str | None
+    ) -> list[list[EncodedInput]]:
+        prompt = self.prompts.resolve(prompt_name)
+        return [self._windows_one(value, direction, prompt) for value in inputs]
+
+    def _windows_one(self, value: Input, direction: str, prompt: str | None) -> list[EncodedInput]:
+        if not isinstance(value, str) or self.wrap is not None:
+            return [self._encode_one(value, False, direction, prompt)]
+        chars = input_chars(value)
+        char_limit = self.max_input_length * MAX_CHAR_MULTIPLIER
+        if chars > char_limit:
+            raise ValidationError(f"`inputs` must have less than {char_limit} characters. Given: {chars}")
+        text = self._prepare_text(value, prompt)
+        tokenizer = self._thread_tokenizer(None, "right")
+        try:
+            encoding = tokenizer.encode(text)
+            if len(encoding.ids) <= self.max_input_length:
+                skipped = self._prompt_length(prompt) if prompt and not self.pool_prompt else 0
+                return [EncodedInput(encoding.ids, encoding.type_ids, chars, min(skipped, len(encoding.ids)))]
+            content = tokenizer.encode(text, add_special_tokens=False).ids
+        except Exception as exc:  # tokenizers raises plain Exceptions
+            raise TokenizerError(str(exc)) from exc
+        prefix, suffix = self._special_ends()
+        skipped = self._prompt_length(prompt) if prompt and not self.pool_prompt else 0
+        return [
+            EncodedInput(
+                [*prefix, *window, *suffix],
+                [0] * (len(prefix) + len(window) + len(suffix)),
+                chars if index == 0 else 0,
+                skipped if index == 0 else 0,
+            )
+            for index, window in enumerate(windows(content, self.max_input_length - len(prefix) - len(suffix)))
+        ]
+
+    def _special_ends(self) -> tuple[list[int], list[int]]:
+        """The special tokens the tokenizer puts before and after one text ([CLS] / [SEP],
+        <s> / </s>, a decoder's EOS), read off the encoding of a one-word text."""
+        if not hasattr(self, "_ends"):
+            tokenizer = self._thread_tokenizer(None, "right")
+            full = tokenizer.encode("hello").ids
+            bare = tokenizer.encode("hello", add_special_tokens=False).ids
+            start = next(i for i in range(len(full) - len(bare) + 1) if full[i : i + len(bare)] == bare)
+            self._ends = (full[:start], full[start + len(bare) :])
+        return self._ends
+
     def _prompt_length(self, prompt: str) -> int:
         """The prompt's tokens as sentence-transformers counts them for `include_prompt:
         false`: the prompt tokenized alone, less a trailing special token ([SEP], EOS)."""
@@ -287,6 +348,15 @@ class TokenizerPool:
                 raise TokenizerError(str(exc)) from exc
             results.append(TokenizedText(text, encoding))
         return results
+
+
+def windows(content: list[int], size: int) -> list[list[int]]:
+    """Windows of `size` content tokens, each starting `size - overlap` after the previous
+    (overlap = WINDOW_OVERLAP x size, rounded down), the last one ending at the text's end."""
+    size = max(1, size)
+    stride = max(1, size - int(size * WINDOW_OVERLAP))
+    starts = list(range(0, max(1, len(content) - size + stride), stride))
+    return [content[start : start + size] for start in starts if start < len(content)]
 
 
 def _cut_chars(value: Input, limit: int) -> Input:

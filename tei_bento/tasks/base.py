@@ -108,6 +108,9 @@ class Task(ABC):
     def matches(cls, config: Any, pooling: Pooling) -> bool:
         """Whether a folder with this config, served with this pooling, is this task."""
 
+    chunkable: ClassVar[bool] = False
+    """Whether `--long-inputs chunk` may split its EMBED inputs into windows (dense pooled
+    vectors average; a SPLADE vector or a score does not)."""
     quantizable: ClassVar[bool] = False
     """Whether `/embed` may ask for int8 / uint8 / binary vectors (the engine then calibrates
     the task at start-up: `calibration`)."""
@@ -122,6 +125,14 @@ class Task(ABC):
     def format_inputs(self, route: Route, inputs: list[Any], **options: Any) -> list[Any]:
         """The inputs as the tokenizer should see them (a prompt template filled in)."""
         return inputs
+
+    def window_job(self) -> Job:
+        """A chunkable task's job for one window of a long input."""
+        raise NotImplementedError
+
+    def join_windows(self, job: Job, values: list[Any], weights: list[int]) -> Any:
+        """A chunkable task's answer for one input from its windows' values."""
+        raise NotImplementedError
 
     def serves(self, route: Route) -> bool:
         return route in self.routes or route in self.fallback_routes

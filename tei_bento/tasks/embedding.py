@@ -34,7 +34,10 @@ class EmbedJob:
     needs_token_states = False
 
     def extract(self, output: BatchOutput, row: int) -> np.ndarray:
-        vector = finite(output.vectors[row])
+        return self.finish(finite(output.vectors[row]))
+
+    def finish(self, vector: np.ndarray) -> np.ndarray:
+        """A pooled vector (one input's, or its windows' mean) as the request asked for it."""
         if self.dimensions is not None:
             vector = vector[: self.dimensions]
         vector = normalize(vector) if self.normalize else vector
@@ -66,6 +69,17 @@ def embed_job(
 
 
 @dataclass(frozen=True)
+class WindowJob:
+    """One window of a chunked input: its pooled vector as it is; the engine pools the
+    windows and hands the mean to the input's EmbedJob."""
+
+    needs_token_states = False
+
+    def extract(self, output: BatchOutput, row: int) -> np.ndarray:
+        return np.asarray(finite(output.vectors[row]), dtype=np.float32)
+
+
+@dataclass(frozen=True)
 class TokenStatesJob:
     needs_token_states = True
 
@@ -80,6 +94,7 @@ class EmbeddingTask(Task):
     routes = frozenset({Route.EMBED, Route.EMBED_ALL})
     invocation_route = Route.EMBED
     quantizable = True
+    chunkable = True
 
     def __init__(self, folder: ModelFolder) -> None:
         super().__init__(folder)
@@ -101,6 +116,15 @@ class EmbeddingTask(Task):
     @property
     def embedding_size(self) -> int:
         return self._size
+
+    def window_job(self) -> WindowJob:
+        return WindowJob()
+
+    def join_windows(self, job: EmbedJob, values: list[np.ndarray], weights: list[int]) -> np.ndarray:
+        """The windows' pooled vectors, averaged weighted by their token counts, then the
+        request's dimensions / normalize / embedding_type as for one vector."""
+        mean = np.average(np.stack(values), axis=0, weights=np.asarray(weights, dtype=np.float64))
+        return job.finish(mean.astype(np.float32))
 
     def job(self, route: Route, **options: Any) -> Any:
         if route is Route.EMBED_ALL:
