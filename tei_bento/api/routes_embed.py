@@ -11,6 +11,7 @@ from tei_bento.api.disconnect import unless_disconnected
 from tei_bento.api.responses import TIMING_HEADERS_DOC, stack_vectors
 from tei_bento.api.schemas import (
     EmbedAllRequest,
+    EmbedMultiVectorRequest,
     EmbedRequest,
     EmbedSparseRequest,
     ErrorResponse,
@@ -94,6 +95,20 @@ async def embed_sparse(body: EmbedSparseRequest, request: Request) -> Response:
     )
     content = [sparse_values(indices, values) for indices, values in result.values]
     return context.reply(engine, content, result.timings, batch)
+
+
+@router.post("/embed_multi_vector", response_model=list[list[list[float]]], responses=ANSWERS)
+async def embed_multi_vector(body: EmbedMultiVectorRequest, request: Request) -> Response:
+    """tei-bento: ColBERT multi-vector output, one list of normalized token vectors per input."""
+    context = context_of(request)
+    engine = context.engine_for(request, Route.EMBED_MULTI_VECTOR, body.model)
+    inputs = [body.inputs] if isinstance(body.inputs, str) else list(body.inputs)
+    context.count_request(engine, True, "embed")
+    result = await unless_disconnected(
+        request, engine.embed_multi_vector(inputs, is_query=body.is_query, truncate=body.truncate)
+    )
+    content = [np.ascontiguousarray(v, dtype=np.float32) for v in result.values]
+    return context.reply(engine, content, result.timings, True)
 
 
 @router.post("/similarity", response_model=list[float], responses=ANSWERS)

@@ -94,6 +94,18 @@ class EmbedSparseRequest(EmbedAllRequest):
     pass
 
 
+class EmbedMultiVectorRequest(ModelChoice):
+    """tei-bento: ColBERT token vectors, as `pylate.models.ColBERT.encode(texts, is_query=...)`."""
+
+    inputs: Union[str, FastList[str]] = Field(..., examples=["What is Deep Learning?"])
+    is_query: bool = Field(
+        True, description="Queries get the query prefix and expansion; documents the document prefix and skiplist."
+    )
+    truncate: Optional[bool] = Field(
+        None, description="Longer inputs are cut to the model's query / document length; false refuses them."
+    )
+
+
 class SparseValue(TEIModel):
     index: int
     value: float

@@ -37,6 +37,7 @@ class WorkItem:
     job: Any
     future: asyncio.Future
     prompt_length: int = 0
+    attention_length: int | None = None
     enqueued_at: float = field(default_factory=time.perf_counter)
     started_at: float = 0.0
     finished_at: float = 0.0

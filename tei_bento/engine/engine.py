@@ -152,6 +152,7 @@ class Engine:
                 [item.ids for item in batch],
                 [item.type_ids for item in batch],
                 prompt_lengths=[item.prompt_length for item in batch],
+                attention_lengths=[item.attention_length for item in batch],
                 want_token_states=[item.job.needs_token_states for item in batch],
             )
         except Exception as exc:
@@ -231,7 +232,7 @@ class Engine:
             else:
                 jobs = [job] * len(encoded)
             items = [
-                WorkItem(e.ids, e.type_ids, item_job, loop.create_future(), e.prompt_length)
+                WorkItem(e.ids, e.type_ids, item_job, loop.create_future(), e.prompt_length, e.attention_length)
                 for e, item_job in zip(encoded, jobs)
             ]
             values = await self.batcher.submit(items)
@@ -301,6 +302,15 @@ class Engine:
         prompt_name: str | None = None,
     ) -> Result[Any]:
         return await self.run(Route.EMBED_SPARSE, inputs, truncate, direction, prompt_name)
+
+    async def embed_multi_vector(
+        self, inputs: list[Input], is_query: bool = True, truncate: bool | None = None
+    ) -> Result[Any]:
+        """ColBERT token vectors per input; long inputs are cut to the model's query or
+        document length unless `truncate` is false (then refused)."""
+        return await self.run(
+            Route.EMBED_MULTI_VECTOR, inputs, True, "right", None, is_query=is_query, refuse_long=truncate is False
+        )
 
     async def predict(
         self,

@@ -23,7 +23,20 @@ WINDOW_OVERLAP = 0.25
 """`--long-inputs chunk`: consecutive windows share this share of their content tokens."""
 
 TextPair = tuple[str, str]
-Input = Union[str, list[int], TextPair]
+
+
+@dataclass(frozen=True)
+class PreparedInput:
+    """An input a task has tokenized itself (ColBERT's prefix token and query expansion):
+    taken as it is; `attention_length` leading tokens are attended, the rest still computed."""
+
+    ids: list[int]
+    type_ids: list[int]
+    attention_length: int
+    chars: int
+
+
+Input = Union[str, list[int], TextPair, PreparedInput]
 
 
 INLINE_CHARS = 2_000
@@ -40,6 +53,8 @@ class EncodedInput:
     chars: int
     prompt_length: int = 0
     """Leading tokens pooling leaves out (a prompt, where `include_prompt` is false)."""
+    attention_length: int | None = None
+    """Tokens attended to, where fewer than all (ColBERT's query expansion); None: all."""
 
 
 @dataclass(frozen=True)
@@ -74,12 +89,16 @@ class PromptConfig:
 def input_chars(value: Input) -> int:
     if isinstance(value, str):
         return len(value)
+    if isinstance(value, PreparedInput):
+        return value.chars
     if isinstance(value, tuple):
         return len(value[0]) + len(value[1])
     return len(value)
 
 
 def is_empty(value: Input) -> bool:
+    if isinstance(value, PreparedInput):
+        return not value.ids
     if isinstance(value, tuple):
         return not value[0] and not value[1]
     return len(value) == 0
@@ -215,6 +234,10 @@ class TokenizerPool:
         self, value: Input, truncate: bool, direction: str, prompt: str | None
     ) -> EncodedInput:
         limit = self.max_input_length
+        if isinstance(value, PreparedInput):
+            if len(value.ids) > limit:
+                raise ValidationError(f"`inputs` must have less than {limit} tokens. Given: {len(value.ids)}")
+            return EncodedInput(value.ids, value.type_ids, value.chars, 0, value.attention_length)
         chars = input_chars(value)
         char_limit = limit * MAX_CHAR_MULTIPLIER
         if chars > char_limit:

@@ -43,14 +43,21 @@ class ModelRunner:
         self.task = task
         self.pad_id = pad_id
 
-    def feeds(self, ids: list[list[int]], type_ids: list[list[int]] | None = None) -> Feeds:
-        """The batch right-padded into host arrays, as the backend reads them."""
+    def feeds(
+        self,
+        ids: list[list[int]],
+        type_ids: list[list[int]] | None = None,
+        attention_lengths: list[int | None] | None = None,
+    ) -> Feeds:
+        """The batch right-padded into host arrays, as the backend reads them; a row with an
+        attention length attends to that many leading tokens only."""
         longest = max(len(x) for x in ids)
         batch = np.full((len(ids), longest), self.pad_id, dtype=np.int64)
         mask = np.zeros((len(ids), longest), dtype=np.int64)
         for row, seq in enumerate(ids):
             batch[row, : len(seq)] = seq
-            mask[row, : len(seq)] = 1
+            attended = attention_lengths[row] if attention_lengths else None
+            mask[row, : len(seq) if attended is None else attended] = 1
         feeds = {"input_ids": batch, "attention_mask": mask}
         if "token_type_ids" in self.backend.input_names:
             types = np.zeros((len(ids), longest), dtype=np.int64)
@@ -66,13 +73,22 @@ class ModelRunner:
         type_ids: list[list[int]] | None = None,
         prompt_lengths: list[int] | None = None,
         want_token_states: list[bool] | None = None,
+        attention_lengths: list[int | None] | None = None,
     ) -> BatchOutput:
-        feeds = self.feeds(ids, type_ids)
+        partly_attended = attention_lengths is not None and any(n is not None for n in attention_lengths)
+        feeds = self.feeds(ids, type_ids, attention_lengths if partly_attended else None)
         output = self.backend.forward(feeds)
         mask = torch.from_numpy(feeds["attention_mask"]).to(output.device)
         pool_mask = mask
+        if partly_attended:  # the head reads every real token, attended or not
+            real = np.zeros_like(feeds["attention_mask"])
+            for row, seq in enumerate(ids):
+                real[row, : len(seq)] = 1
+            pool_mask = torch.from_numpy(real).to(output.device)
         if prompt_lengths and any(prompt_lengths):  # pool without the prompt's tokens
             pool_mask = mask.clone()
             for row, length in enumerate(prompt_lengths):
                 pool_mask[row, :length] = 0
-        return self.task.head(output, mask, pool_mask, want_token_states or [False] * len(ids))
+        result = self.task.head(output, mask, pool_mask, want_token_states or [False] * len(ids))
+        result.ids = ids  # for jobs that pick tokens by id (ColBERT's skiplist)
+        return result

@@ -30,6 +30,7 @@ class Route(str, Enum):
     EMBED_SPARSE = "embed_sparse"
     RERANK = "rerank"  # /rerank, /v1/rerank
     PREDICT = "predict"
+    EMBED_MULTI_VECTOR = "embed_multi_vector"  # ColBERT token vectors
 
 
 REFUSALS: dict[Route, str] = {
@@ -38,6 +39,7 @@ REFUSALS: dict[Route, str] = {
     Route.EMBED_SPARSE: "Model is not an embedding model with SPLADE pooling",
     Route.RERANK: "model is not a re-ranker model",
     Route.PREDICT: "Model is not a classifier model",
+    Route.EMBED_MULTI_VECTOR: "Model is not a multi-vector (ColBERT) model",
 }
 """TEI's 424 messages when a route does not fit the model."""
 
@@ -49,6 +51,8 @@ class BatchOutput:
 
     vectors: np.ndarray
     token_states: list[np.ndarray] = field(default_factory=list)
+    ids: list[list[int]] = field(default_factory=list)
+    """Each row's token ids, as fed."""
 
 
 class Job(Protocol):

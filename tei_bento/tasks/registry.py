@@ -8,6 +8,7 @@ from typing import Any
 from tei_bento.settings import ModelSettings, Pooling
 from tei_bento.tasks.base import Task, architectures
 from tei_bento.tasks.classification import ClassifierTask, RerankerTask
+from tei_bento.tasks.colbert import ColBERTTask, is_colbert_folder
 from tei_bento.tasks.embedding import EmbeddingTask
 from tei_bento.tasks.llm_reranker import LLMRerankerTask, claims_folder
 from tei_bento.tasks.splade import SpladeTask
@@ -20,8 +21,11 @@ def detect_task(
 ) -> type[Task]:
     """Tasks chosen by folder and settings first (an LLM reranker is a causal LM like a
     decoder embedder), then the first whose config test matches."""
-    if settings is not None and path is not None and claims_folder(settings, path, config):
-        return LLMRerankerTask
+    if settings is not None and path is not None:
+        if is_colbert_folder(path):
+            return ColBERTTask
+        if claims_folder(settings, path, config):
+            return LLMRerankerTask
     return next(task for task in TASKS if task.matches(config, pooling))
 
 
