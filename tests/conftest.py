@@ -11,7 +11,10 @@ from typing import Callable, Iterator
 
 import pytest
 
-from tests.server import Server, tei_bento_server
+from tests.server import Server, ServerPool, tei_bento_server
+
+LIVE_SERVERS = 14
+"""Pooled tei-bento servers running at once (~0.4-0.9 GiB each)."""
 
 DEFAULT_MODEL_PATH: Path | None = None
 
@@ -29,18 +32,16 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def server_pool() -> Iterator[Callable[..., Server]]:
-    """Start each distinct server once per session; the same arguments reuse it."""
-    servers: dict[tuple, Server] = {}
+    """Start each distinct server once per session; the same arguments reuse it (at most
+    LIVE_SERVERS run at once: see ServerPool)."""
+    pool = ServerPool(LIVE_SERVERS)
 
     def get(*args: str, env: dict[str, str] | None = None) -> Server:
         key = (args, tuple(sorted((env or {}).items())))
-        if key not in servers:
-            servers[key] = tei_bento_server(*args, env=env).start()
-        return servers[key]
+        return pool.get(key, lambda: tei_bento_server(*args, env=env))
 
     yield get
-    for server in servers.values():
-        server.stop()
+    pool.stop()
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,9 +54,18 @@ class Server:
     port: int
     process: subprocess.Popen | None = None
     log_path: Path = field(default_factory=lambda: Path(tempfile.mkstemp(suffix=".log")[1]))
+    on_use: Callable[["Server"], None] | None = None
+    """Set by a pool that may stop this server to bound memory: called on every use, it
+    starts the server again (same port and arguments) where the pool had stopped it."""
 
     @property
     def url(self) -> str:
+        if self.on_use is not None:
+            self.on_use(self)
+        return self.base_url
+
+    @property
+    def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 180, ready_path: str = "/health") -> "Server":
@@ -67,7 +78,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"server exited early:\n{self.log()}")
             try:
-                if requests.get(self.url + ready_path, timeout=2).status_code == 200:
+                if requests.get(self.base_url + ready_path, timeout=2).status_code == 200:
                     return self
             except requests.RequestException:
                 pass
@@ -86,6 +97,44 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+class ServerPool:
+    """Each distinct server started once and shared, at most `live` running at a time: using
+    one more stops the least recently used, which starts again (same port and arguments)
+    when a test next uses it. The suite starts dozens of servers; all at once they would
+    not fit in a 24 GiB machine."""
+
+    def __init__(self, live: int) -> None:
+        self.live = live
+        self.servers: dict[tuple, Server] = {}
+        self.running: list[Server] = []  # least recently used first
+        self.lock = threading.RLock()  # tests use servers from several threads
+
+    def get(self, key: tuple, make: Callable[[], Server]) -> Server:
+        if key not in self.servers:
+            server = make()
+            server.on_use = self.use
+            self.servers[key] = server
+            self.use(server)
+        return self.servers[key]
+
+    def use(self, server: Server) -> None:
+        with self.lock:
+            if server in self.running:
+                if self.running[-1] is not server:
+                    self.running.remove(server)
+                    self.running.append(server)
+                return
+            while len(self.running) >= self.live:
+                self.running.pop(0).stop()
+            server.start()
+            self.running.append(server)
+
+    def stop(self) -> None:
+        for server in self.running:
+            server.stop()
+        self.running.clear()
 
 
 def tei_bento_server(*args: str, env: dict[str, str] | None = None) -> Server:

@@ -130,7 +130,7 @@ def test_bentofile_packages_are_the_project_dependencies(bentofile):
     assert config["python"]["packages"] == runtime_requirements()
     assert config["python"]["lock_packages"] is False
     assert config["service"] == "service:TEIBento"
-    assert config["include"] == ["service.py", "tei_bento/**/*.py"]
+    assert config["include"] == ["service.py", "tei_bento/**/*.py", "tei_bento/data/*"]
 
 
 def test_bentoml_clients_call_the_built_bento(bento_server, minilm_reference):

@@ -410,8 +410,11 @@ def test_the_committed_truss_pushes_from_a_clean_clone(tmp_path):
     context = out / "0"
     packages = context / "packages"
     assert "COPY --chown=root:root ./packages /packages" in (context / "Dockerfile").read_text()
-    shipped = {p.relative_to(packages / "tei_bento") for p in (packages / "tei_bento").rglob("*.py")}
-    source = {p.relative_to(REPO / "tei_bento") for p in (REPO / "tei_bento").rglob("*.py")}
+    def files(root):  # the package's code and its data (the calibration texts)
+        return {p.relative_to(root) for pattern in ("*.py", "*.jsonl") for p in root.rglob(pattern)}
+
+    shipped = files(packages / "tei_bento")
+    source = files(REPO / "tei_bento")
     assert shipped == source
     inner = shlex.split(validate(clone / "truss" / "config.yaml").docker_server.start_command)[2]
     assert "PYTHONPATH=/packages exec python3 -m tei_bento.cli serve " in inner
