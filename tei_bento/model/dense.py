@@ -31,6 +31,15 @@ def _weights(folder: Path) -> dict[str, torch.Tensor]:
     return torch.load(folder / "pytorch_model.bin", map_location="cpu", weights_only=True)
 
 
+def load_dense_stack(dirs: list[Path], device: torch.device, hidden: int) -> tuple[torch.nn.Module | None, int]:
+    """The folder's Dense modules in order on `device` (None without any), and the size of
+    what comes out: the last one's out_features, else the network's hidden size."""
+    if not dirs:
+        return None, hidden
+    stack = torch.nn.Sequential(*(load_dense(d) for d in dirs)).to(device).eval()
+    return stack, int(stack[-1][0].out_features)
+
+
 def load_dense(folder: Path) -> torch.nn.Module:
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     linear = torch.nn.Linear(

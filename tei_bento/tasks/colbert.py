@@ -27,7 +27,7 @@ import torch
 
 from tei_bento.engine.tokenization import PreparedInput
 from tei_bento.errors import EmptyError, ValidationError
-from tei_bento.model.dense import load_dense
+from tei_bento.model.dense import load_dense_stack
 from tei_bento.settings import Pooling
 from tei_bento.tasks.base import BatchOutput, ModelFolder, Route, Task, finite
 
@@ -79,10 +79,8 @@ class ColBERTTask(Task):
         self.do_query_expansion = bool(config.get("do_query_expansion", True))
         self.attend_to_expansion = bool(config.get("attend_to_expansion_tokens", False)) and self.do_query_expansion
         self.skiplist_words: list[str] = config.get("skiplist_words") or DEFAULT_SKIPLIST
-        dirs = folder.st_config.dense_dirs
-        self.dense = torch.nn.Sequential(*(load_dense(d) for d in dirs)).to(folder.device).eval() if dirs else None
         hidden = int(getattr(self.config, "hidden_size", 0) or 0)
-        self._size = int(self.dense[-1][0].out_features) if self.dense is not None else hidden
+        self.dense, self._size = load_dense_stack(folder.st_config.dense_dirs, folder.device, hidden)
         self.tokenizer: Any = None  # bound at load time
 
     @classmethod

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from tei_bento.errors import BackendError, ValidationError
-from tei_bento.model.dense import load_dense
+from tei_bento.model.dense import load_dense_stack
 from tei_bento.model.pooling import pool
 from tei_bento.quantization import EMBEDDING_TYPES, Calibration, quantize
 from tei_bento.settings import Pooling
@@ -100,13 +100,8 @@ class EmbeddingTask(Task):
         super().__init__(folder)
         dense_path = folder.settings.dense_path
         dirs = [folder.path / dense_path] if dense_path else folder.st_config.dense_dirs
-        self.dense = (
-            torch.nn.Sequential(*(load_dense(d) for d in dirs)).to(folder.device).eval()
-            if dirs
-            else None
-        )
         hidden = int(getattr(self.config, "hidden_size", 0) or 0)
-        self._size = int(self.dense[-1][0].out_features) if self.dense is not None else hidden
+        self.dense, self._size = load_dense_stack(dirs, folder.device, hidden)
         self.calibration: Calibration | None = None  # set by the engine at start-up
 
     @classmethod
