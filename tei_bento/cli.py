@@ -10,9 +10,11 @@ import argparse
 import logging
 import sys
 import typing
+from pathlib import Path
 from typing import Any, Sequence
 
 from tei_bento import __version__
+from tei_bento.corpus.readers import FORMATS
 from tei_bento.settings import Settings
 
 TRUE_WORDS = {"1", "true", "yes", "on"}
@@ -66,7 +68,64 @@ def build_parser() -> argparse.ArgumentParser:
     from tei_bento.deploy.truss import add_arguments as add_truss_arguments
 
     add_truss_arguments(commands.add_parser("truss", help="Write a Truss for Baseten."))
+    corpus = commands.add_parser(
+        "embed-corpus",
+        help="Embed a corpus file (JSONL, text, CSV, Parquet) into Parquet shards, resumably.",
+    )
+    add_corpus_arguments(corpus)
+    add_settings_arguments(corpus)
     return parser
+
+
+def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("input", type=Path, help="JSONL (a `text` field), text (a line each), CSV or Parquet")
+    parser.add_argument("output", type=Path, help="folder of part-NNNNN.parquet shards (id, line, [text], vector)")
+    parser.add_argument("--format", choices=FORMATS, default=None, help="default: by the file's suffix")
+    parser.add_argument("--text-field", default="text", help="JSONL field / CSV or Parquet column (default: text)")
+    parser.add_argument("--id-field", default=None, help="field holding each row's id (default: its row number)")
+    parser.add_argument("--keep-text", action="store_true", help="also write each text")
+    parser.add_argument("--shard-size", type=int, default=10_000, help="rows per shard, and the most held in memory")
+    parser.add_argument("--on-bad-row", choices=("fail", "skip"), default="fail", help="a bad row (not JSON, no text, ...)")
+    parser.add_argument("--url", default=None, help="embed with a running server's /embed instead of in-process")
+    parser.add_argument("--embedding-type", default="float", choices=("float", "int8", "uint8", "binary", "ubinary"))
+    parser.add_argument("--normalize", type=_bool, default=True)
+    parser.add_argument("--truncate", type=_bool, default=None, help="default: the server's / model's rule")
+    parser.add_argument("--prompt-name", default=None)
+    parser.add_argument("--model", default=None, help="served model name, where several are served")
+    parser.add_argument("--overwrite", action="store_true", help="start again in an output folder made differently")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def embed_corpus(args: argparse.Namespace) -> None:
+    import json
+
+    from tei_bento.corpus.embedders import EmbedOptions, InProcessEmbedder, RemoteEmbedder
+    from tei_bento.corpus.job import BadRowError, CorpusJob, run
+    from tei_bento.corpus.readers import detect_format
+
+    settings = settings_from_args(args)
+    configure_logging(settings, "warning")
+    options = EmbedOptions(args.normalize, args.truncate, args.prompt_name, args.embedding_type, args.model)
+    job = CorpusJob(
+        input=args.input,
+        output=args.output,
+        fmt=detect_format(args.input, args.format),
+        text_field=args.text_field,
+        id_field=args.id_field,
+        keep_text=args.keep_text,
+        shard_size=args.shard_size,
+        on_bad_row=args.on_bad_row,
+        options=options,
+        overwrite=args.overwrite,
+        progress_bar=not args.no_progress,
+    )
+    headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else None
+    factory = (lambda: RemoteEmbedder(args.url, options, headers)) if args.url else (lambda: InProcessEmbedder(settings, options))
+    try:
+        summary = run(job, factory)
+    except BadRowError as exc:
+        raise SystemExit(f"tei-bento: bad row: {exc}") from exc
+    print(json.dumps(summary.as_dict()))
 
 
 def configure_logging(settings: Settings, level: str = "info") -> None:
@@ -135,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     if args.command == "serve":
         serve(args)
+    elif args.command == "embed-corpus":
+        embed_corpus(args)
     elif args.command == "truss":
         from tei_bento.deploy.truss import run as write_truss
 

@@ -1,0 +1,1 @@
+"""`tei-bento embed-corpus`: a corpus file in, Parquet shards of vectors out, resumably."""
