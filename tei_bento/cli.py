@@ -94,6 +94,12 @@ def add_corpus_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default=None, help="served model name, where several are served")
     parser.add_argument("--overwrite", action="store_true", help="start again in an output folder made differently")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--ray", action="store_true", help="run on Ray Data (pip install 'ray[data]')")
+    parser.add_argument("--ray-address", default=None, help="an existing Ray cluster (default: start a local one)")
+    parser.add_argument("--ray-num-cpus", type=int, default=None, help="CPUs of the local Ray cluster")
+    parser.add_argument("--ray-concurrency", type=int, default=1, help="Ray workers, one engine each")
+    parser.add_argument("--ray-num-gpus", type=float, default=0, help="GPUs per Ray worker")
+    parser.add_argument("--ray-batch-size", type=int, default=1024, help="rows per map_batches call")
 
 
 def embed_corpus(args: argparse.Namespace) -> None:
@@ -119,6 +125,17 @@ def embed_corpus(args: argparse.Namespace) -> None:
         overwrite=args.overwrite,
         progress_bar=not args.no_progress,
     )
+    if args.ray:
+        from tei_bento.corpus.on_ray import run_on_ray
+
+        result = run_on_ray(
+            args.input, args.output, job.fmt, settings, options,
+            text_field=args.text_field, id_field=args.id_field, keep_text=args.keep_text,
+            on_bad_row=args.on_bad_row, address=args.ray_address, num_cpus=args.ray_num_cpus,
+            concurrency=args.ray_concurrency, num_gpus=args.ray_num_gpus, batch_size=args.ray_batch_size,
+        )  # fmt: skip
+        print(json.dumps(result))
+        return
     headers = {"Authorization": f"Bearer {settings.api_key}"} if settings.api_key else None
     factory = (lambda: RemoteEmbedder(args.url, options, headers)) if args.url else (lambda: InProcessEmbedder(settings, options))
     try:

@@ -155,3 +155,20 @@ def test_resumes_after_a_kill_and_produces_the_same_output(tmp_path):
     resumed_out, whole_out = read_output(tmp_path / "out"), read_output(tmp_path / "whole")
     assert resumed_out["id"] == whole_out["id"] == list(range(2400))
     np.testing.assert_allclose(np.asarray(resumed_out["vector"]), np.asarray(whole_out["vector"]), atol=1e-5)
+
+
+def test_on_ray_data_equals_the_single_process_path(tmp_path, embedder):
+    """A local Ray cluster (2 CPUs) started by the run: read_json -> map_batches (one engine
+    per worker) -> write_parquet; the vectors by id equal the in-process job's."""
+    pytest.importorskip("ray")
+    path = write_jsonl(tmp_path / "c.jsonl", TEXTS)
+    process = cli(str(path), str(tmp_path / "ray"), "--ray", "--ray-num-cpus", "2", "--id-field", "doc")
+    out, err = process.communicate(timeout=600)
+    assert process.returncode == 0, err[-3000:]
+    run_job(embedder, path, tmp_path / "local", shard_size=30, id_field="doc")
+    import pyarrow.parquet as pq
+
+    on_ray = pq.read_table(sorted((tmp_path / "ray").glob("*.parquet"))).to_pydict()
+    local = read_output(tmp_path / "local")
+    assert on_ray["id"] == local["id"] == [f"d{i}" for i in range(len(TEXTS))]
+    np.testing.assert_allclose(np.asarray(on_ray["vector"]), np.asarray(local["vector"]), atol=1e-5)
