@@ -327,11 +327,7 @@ class TokenizerPool:
         """The special tokens the tokenizer puts before and after one text ([CLS] / [SEP],
         <s> / </s>, a decoder's EOS), read off the encoding of a one-word text."""
         if not hasattr(self, "_ends"):
-            tokenizer = self._thread_tokenizer(None, "right")
-            full = tokenizer.encode("hello").ids
-            bare = tokenizer.encode("hello", add_special_tokens=False).ids
-            start = next(i for i in range(len(full) - len(bare) + 1) if full[i : i + len(bare)] == bare)
-            self._ends = (full[:start], full[start + len(bare) :])
+            self._ends = special_ends(self._thread_tokenizer(None, "right"))
         return self._ends
 
     def _prompt_length(self, prompt: str) -> int:
@@ -371,6 +367,15 @@ class TokenizerPool:
                 raise TokenizerError(str(exc)) from exc
             results.append(TokenizedText(text, encoding))
         return results
+
+
+def special_ends(tokenizer: Tokenizer) -> tuple[list[int], list[int]]:
+    """The special token ids `tokenizer` puts before and after one text, read off the
+    encoding of a one-word text with and without them."""
+    full = tokenizer.encode("hello").ids
+    bare = tokenizer.encode("hello", add_special_tokens=False).ids
+    start = next(i for i in range(len(full) - len(bare) + 1) if full[i : i + len(bare)] == bare)
+    return full[:start], full[start + len(bare) :]
 
 
 def windows(content: list[int], size: int) -> list[list[int]]:

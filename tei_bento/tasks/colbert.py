@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from tei_bento.engine.tokenization import PreparedInput
+from tei_bento.engine.tokenization import PreparedInput, special_ends
 from tei_bento.errors import EmptyError, ValidationError
 from tei_bento.model.dense import load_dense_stack
 from tei_bento.settings import Pooling
@@ -108,10 +108,7 @@ class ColBERTTask(Task):
         # PyLate maps a word the vocabulary lacks to the unknown token, as convert_tokens_to_ids does
         skipped = (token_id(word) for word in self.skiplist_words)
         self.skiplist = frozenset(i if i is not None else unk for i in skipped) - {None}
-        full = self.tokenizer.encode("hello").ids
-        bare = self.tokenizer.encode("hello", add_special_tokens=False).ids
-        start = next(i for i in range(len(full) - len(bare) + 1) if full[i : i + len(bare)] == bare)
-        self.ends = (full[:start], full[start + len(bare) :])
+        self.ends = special_ends(self.tokenizer)
         return None
 
     def format_inputs(self, route: Route, inputs: list[Any], **options: Any) -> list[Any]:
