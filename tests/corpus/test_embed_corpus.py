@@ -172,3 +172,33 @@ def test_on_ray_data_equals_the_single_process_path(tmp_path, embedder):
     local = read_output(tmp_path / "local")
     assert on_ray["id"] == local["id"] == [f"d{i}" for i in range(len(TEXTS))]
     np.testing.assert_allclose(np.asarray(on_ray["vector"]), np.asarray(local["vector"]), atol=1e-5)
+
+
+def test_memory_stays_within_a_budget_smaller_than_the_corpus(embedder, tmp_path):
+    """A 10 MB corpus through a 2 MB budget of Python allocations (tracemalloc: the rows'
+    strings, ids and vectors): the job streams shards, it never holds the corpus. Loading
+    the file, or keeping every shard's rows, would pass the budget several times over."""
+    import tracemalloc
+
+    import pyarrow as pa
+
+    row = "a long passage about the sea and the sky, repeated to fill a page. " * 600  # ~40 KB
+    texts = [f"{i} {row}" for i in range(250)]
+    path = write_jsonl(tmp_path / "big.jsonl", texts)
+    corpus_bytes = path.stat().st_size
+    budget = 2 * 2**20
+    assert corpus_bytes > 4 * budget
+    run_job(embedder, write_jsonl(tmp_path / "warm.jsonl", texts[:3]), tmp_path / "warm")  # lazy imports (pandas)
+    pool_before = pa.total_allocated_bytes()
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        start, _ = tracemalloc.get_traced_memory()
+        summary = run_job(embedder, path, tmp_path / "out", shard_size=10)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - start < budget, f"peak {peak - start:,} B of Python allocations for a {corpus_bytes:,} B corpus"
+    assert summary.embedded == len(texts) and summary.most_rows_held <= 10
+    assert pa.total_allocated_bytes() - pool_before < budget  # nothing left in Arrow's pool
+    assert read_output(tmp_path / "out")["id"] == list(range(len(texts)))
