@@ -40,6 +40,7 @@ def server_pool() -> Iterator[Callable[..., Server]]:
         key = (args, tuple(sorted((env or {}).items())))
         return pool.get(key, lambda: tei_bento_server(*args, env=env))
 
+    get.stop_all = pool.stop  # type: ignore[attr-defined]  # frees memory; each restarts when used
     yield get
     pool.stop()
 
