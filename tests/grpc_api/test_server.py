@@ -274,5 +274,6 @@ def test_a_cancelled_stream_frees_its_permits_and_queued_inputs(server_pool):
     # every permit is free again: one request for all 32 is answered
     until(lambda: requests.post(server.url + "/embed", json={"inputs": ["x"] * 32}, timeout=30).status_code == 200, 10)
     computed = total(scrape(server), "te_batch_next_size_sum") - total(before, "te_batch_next_size_sum") - 32
-    assert 3 <= started <= 64 + 8  # the stream's window, not its 400 messages
+    # the stream's window, not its 400 messages: at most 64 in flight beyond those computed
+    assert 3 <= started <= computed + 64 < 400
     assert computed < 64  # not the whole window: what was queued at the cancel was dropped
