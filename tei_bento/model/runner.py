@@ -77,11 +77,12 @@ class ModelRunner:
     ) -> BatchOutput:
         partly_attended = attention_lengths is not None and any(n is not None for n in attention_lengths)
         feeds = self.feeds(ids, type_ids, attention_lengths if partly_attended else None)
-        output = self.backend.forward(feeds)
-        mask = torch.from_numpy(feeds["attention_mask"]).to(output.device)
+        shape = feeds["attention_mask"].shape
+        output = self.backend.forward(feeds)  # a torch backend leaves the mask it placed in feeds
+        mask = torch.as_tensor(feeds["attention_mask"], device=output.device)
         pool_mask = mask
         if partly_attended:  # the head reads every real token, attended or not
-            real = np.zeros_like(feeds["attention_mask"])
+            real = np.zeros(shape, dtype=np.int64)
             for row, seq in enumerate(ids):
                 real[row, : len(seq)] = 1
             pool_mask = torch.from_numpy(real).to(output.device)
