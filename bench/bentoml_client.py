@@ -21,8 +21,9 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench import corpus as corpus_mod
 from bench import report
@@ -158,18 +159,18 @@ def markdown(result: dict[str, Any]) -> str:
         [
             f"# {result['name']}: BentoML's SyncHTTPClient vs TEI's /embed",
             "",
-            f"`{result['command']}` on {result['machine']['cpu']} ({result['machine']['cores']} cores; "
-            f"flags: {', '.join(result['machine'].get('cpu_flags', [])) or 'n/a'}), {result['created']}.",
+            (f"`{result['command']}` on {result['machine']['cpu']} ({result['machine']['cores']} cores; "
+            f"flags: {', '.join(result['machine'].get('cpu_flags', [])) or 'n/a'}), {result['created']}."),
             "",
-            f"{result['clients']} clients x {result['texts_per_request']} texts per request, "
-            f"{result['seconds']} s per round, one `bentoml serve service:TEIBento`.",
+            (f"{result['clients']} clients x {result['texts_per_request']} texts per request, "
+            f"{result['seconds']} s per round, one `bentoml serve service:TEIBento`."),
             "",
             *rows,
             "",
-            f"- median SyncHTTPClient: {summary['sdk_tokens_per_s']:.0f} tok/s "
-            f"({summary['sdk_ratio_to_st']}x in-process ST encode)",
-            f"- median TEI /embed: {summary['tei_tokens_per_s']:.0f} tok/s "
-            f"({summary['tei_ratio_to_st']}x ST)",
+            (f"- median SyncHTTPClient: {summary['sdk_tokens_per_s']:.0f} tok/s "
+            f"({summary['sdk_ratio_to_st']}x in-process ST encode)"),
+            (f"- median TEI /embed: {summary['tei_tokens_per_s']:.0f} tok/s "
+            f"({summary['tei_ratio_to_st']}x ST)"),
             f"- **SyncHTTPClient / TEI route: {summary['sdk_over_tei']}x** (goal >= 0.9)",
             f"- in-process `SentenceTransformer.encode`: {summary['st_tokens_per_s']:.0f} tok/s",
             "",

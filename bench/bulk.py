@@ -79,8 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     text = "\n".join([
         f"# {args.name}: embed-corpus beside in-process SentenceTransformer.encode",
         "",
-        f"`{result['command']}` on {machine['cpu']} ({machine['cores']} cores; flags: "
-        f"{', '.join(machine.get('cpu_flags', [])) or 'n/a'}), {result['created']}.",
+        (f"`{result['command']}` on {machine['cpu']} ({machine['cores']} cores; flags: "
+        f"{', '.join(machine.get('cpu_flags', [])) or 'n/a'}), {result['created']}."),
         "",
         f"{len(texts)} texts ({tokens} tokens) of the bench corpus, {args.rounds} alternating rounds, medians.",
         "",

@@ -111,9 +111,9 @@ def in_process(folder: Path, device: torch.device, text: str, corpus: list[str],
     with torch.inference_mode():
         for _ in range(3):
             model.forward(dict(features))
-        bare = timed(lambda: model.forward(dict(features)), repeats, device)
+        bare = timed(lambda m=model: m.forward(dict(features)), repeats, device)
     model.encode([text] * 8, batch_size=8)  # warm-up
-    one = timed(lambda: model.encode([text], batch_size=1), repeats, device)
+    one = timed(lambda m=model: m.encode([text], batch_size=1), repeats, device)
     batch = [text] * (64 if smoke else 32 * 16)
     start = time.perf_counter()
     model.encode(batch, batch_size=32)

@@ -27,8 +27,9 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bench import report
 from bench.bentoml_client import (
@@ -136,13 +137,13 @@ def markdown(result: dict[str, Any]) -> str:
         [
             f"# {result['name']}: TEI's gRPC API beside its HTTP route",
             "",
-            f"`{result['command']}` on {machine['cpu']} ({machine['cores']} cores; "
-            f"flags: {', '.join(machine.get('cpu_flags', [])) or 'n/a'}), {result['created']}.",
+            (f"`{result['command']}` on {machine['cpu']} ({machine['cores']} cores; "
+            f"flags: {', '.join(machine.get('cpu_flags', [])) or 'n/a'}), {result['created']}."),
             "",
-            f"{result['clients']} inputs in flight on every side ({result['clients']} HTTP clients x 1 text; "
+            (f"{result['clients']} inputs in flight on every side ({result['clients']} HTTP clients x 1 text; "
             f"{result['clients']} unary gRPC callers; {result['streams']} streams x "
             f"{result['clients'] // result['streams']} outstanding), {result['seconds']} s per round, "
-            "one `tei-bento serve --grpc-port`.",
+            "one `tei-bento serve --grpc-port`."),
             "",
             *rows,
             "",
@@ -153,9 +154,9 @@ def markdown(result: dict[str, Any]) -> str:
                 for s in SIDES
             ),
             f"- in-process `SentenceTransformer.encode`: {summary['st_tokens_per_s']:.0f} tok/s",
-            f"- idle latency, one short text ({idle['http']['samples']} calls each, interleaved): "
+            (f"- idle latency, one short text ({idle['http']['samples']} calls each, interleaved): "
             f"HTTP median {idle['http']['median_ms']} ms (p90 {idle['http']['p90_ms']}), "
-            f"gRPC median {idle['grpc']['median_ms']} ms (p90 {idle['grpc']['p90_ms']})",
+            f"gRPC median {idle['grpc']['median_ms']} ms (p90 {idle['grpc']['p90_ms']})"),
             "",
         ]
     )
