@@ -35,6 +35,7 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 # A client told 429 backs off as real clients do (exponential, jittered, capped); retrying
 # at once would spend the shared cores on 429 answers instead of on the model.
 BACKOFF_429_S = (0.01, 0.2)
+IDLE_GAP_S = 0.05  # the pause before each idle-latency request (and own-forward pass)
 TIMEOUT = -1  # status recorded for a request that timed out
 CLIENT_ERROR = -2  # connection refused/reset
 
@@ -233,7 +234,7 @@ def window_stats(run: StageRun) -> dict[str, Any]:
 
 
 async def idle_latency(
-    base_url: str, route: str, text: str, repeats: int, gap_s: float = 0.05
+    base_url: str, route: str, text: str, repeats: int, gap_s: float = IDLE_GAP_S
 ) -> list[float]:
     """Sequential single-text requests with pauses between: latency with nothing queued.
 

@@ -27,6 +27,7 @@ from tei_bento.api import (
 from tei_bento.api.auth import ApiKeyMiddleware, is_open
 from tei_bento.api.context import ApiContext
 from tei_bento.api.errors import install_error_handlers
+from tei_bento.api.hot_path import HotPathMiddleware
 from tei_bento.api.metrics import Metrics
 from tei_bento.api.payload import AssumeJsonMiddleware, PayloadLimitMiddleware
 from tei_bento.engine.models import Models
@@ -73,8 +74,9 @@ def create_app(settings: Settings, models: Models | None = None) -> FastAPI:
     if models is not None:
         attach_models(app, models)
     install_error_handlers(app)
-    # Starlette runs the last-added middleware first: CORS answers preflights, then the API
-    # key is checked, then the body size, before any body is parsed.
+    # Starlette runs the last-added middleware first: the hot path takes the common embed
+    # request, CORS answers preflights, then the API key is checked, then the body size,
+    # before any body is parsed.
     app.add_middleware(AssumeJsonMiddleware)
     app.add_middleware(PayloadLimitMiddleware, limit=settings.payload_limit)
     if settings.api_key:
@@ -89,6 +91,12 @@ def create_app(settings: Settings, models: Models | None = None) -> FastAPI:
         allow_methods=["GET", "POST"],
         allow_headers=["content-type", "authorization"],
         expose_headers=["x-compute-time", "x-total-time", "x-compute-tokens"],
+    )
+    app.add_middleware(
+        HotPathMiddleware,
+        limit=settings.payload_limit,
+        api_key=settings.api_key,
+        tracing=tracing.enabled,
     )
     for module in (
         routes_meta,

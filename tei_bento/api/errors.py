@@ -69,7 +69,7 @@ def describe_validation_error(exc: RequestValidationError) -> tuple[str, int]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(TEIError)
     async def _tei_error(request: Request, exc: TEIError) -> Response:
-        return error_response(request, exc.error, exc.error_type, exc.status, code=exc.code)
+        return answer_exception(request, exc)
 
     @app.exception_handler(PayloadTooLarge)
     async def _too_large(request: Request, exc: PayloadTooLarge) -> Response:
@@ -77,10 +77,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ClientDisconnected)
     async def _dropped(request: Request, exc: ClientDisconnected) -> Response:
-        context = getattr(request.app.state, "context", None)
-        if context is not None:
-            context.metrics.request_failure.labels(err="dropped", model=model_of(request)).inc()
-        return Response(status_code=499)  # nobody reads it; nginx's "client closed request"
+        return answer_exception(request, exc)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
@@ -113,7 +110,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:  # pragma: no cover
-        log.exception("Unexpected error on %s", request.url.path)
-        return error_response(
-            request, f"internal error: {exc}", ErrorType.BACKEND, STATUS_BY_TYPE[ErrorType.BACKEND]
-        )
+        return answer_exception(request, exc)
+
+
+def answer_exception(request: Request, exc: Exception) -> Response:
+    """The answer to an exception a route handler raised (also for the lean hot path)."""
+    if isinstance(exc, TEIError):
+        return error_response(request, exc.error, exc.error_type, exc.status, code=exc.code)
+    if isinstance(exc, ClientDisconnected):
+        context = getattr(request.app.state, "context", None)
+        if context is not None:
+            context.metrics.request_failure.labels(err="dropped", model=model_of(request)).inc()
+        return Response(status_code=499)  # nobody reads it; nginx's "client closed request"
+    log.exception("Unexpected error on %s", request.url.path)
+    return error_response(
+        request, f"internal error: {exc}", ErrorType.BACKEND, STATUS_BY_TYPE[ErrorType.BACKEND]
+    )
