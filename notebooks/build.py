@@ -220,7 +220,7 @@ In the run committed here dense MiniLM leads at the top of the ranking (MRR@10 0
 0.62) and the tiny SPLADE model is close behind (0.707) and ahead at recall@10 (0.963 vs 0.944):
 titles such as *The "assert" statement* or *Binary bitwise operations* share their key words
 with their sections, which is what lexical matching rewards. Fusing the two rankings beats both
-at every cut-off (MRR@10 0.766, recall@5 0.93): the two models miss different queries. With 161
+in MRR@10 (0.766), recall@1 and recall@5 (0.93) and ties SPLADE at recall@10: the two models miss different queries. With 161
 queries and one relevant passage each, one query moves recall by 0.6 points, so read the gaps
 as directions rather than a leaderboard; `splade-tiny` is a small model, and a full SPLADE
 (`naver/splade-cocondenser-ensembledistil`) is served the same way."""),
