@@ -37,12 +37,6 @@ CPU_PREFERRED_BATCH_TOKENS = 2048
 T = TypeVar("T")
 
 
-# An idle model's batch of at most this many padded tokens runs on the event loop (ONNX
-# Runtime on CPU): about 2 ms of network for all-MiniLM-L6-v2, less than the thread hops
-# it saves would be worth to a request that waits for it anyway.
-INLINE_BATCH_TOKENS = 128
-
-
 @dataclass
 class Timings:
     """What TEI reports in its x-*-time headers and te_request_* histograms."""
@@ -88,8 +82,9 @@ class Engine:
         self.healthy = True
         self.backend: Backend = self._choose(parts)
         self.runner = ModelRunner(self.backend, self.task, parts.pad_id)
-        if on_cpu and self.backend.name.startswith("onnx"):
-            self.batcher.inline_tokens = INLINE_BATCH_TOKENS
+        # Inline batches (Batcher.inline_tokens) stay off: requests that arrive together are
+        # each handled from parse to submit before the next is read, so each found the model
+        # idle and ran alone (a 1,000-message gRPC stream ran 1,000 forward passes).
         # Warm the kernels up and prove the model answers before serving, on the thread that
         # will serve (each thread that runs torch gets its own OpenMP team).
         self.batcher.run_now_in_model_thread(self.probe)
