@@ -82,10 +82,6 @@ class Batcher:
         self._task: asyncio.Task | None = None
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="model")
         self._trimmer = HeapTrimmer()
-        self._busy = False  # a batch is on the model thread
-        self.inline_tokens = 0
-        """Set by the engine where an idle model's batch of at most this many padded tokens
-        may run on the event loop (see `_run_inline`); 0: never."""
 
     def start(self) -> None:
         if self._task is None:
@@ -121,9 +117,6 @@ class Batcher:
     async def submit(self, items: list[WorkItem]) -> list[Any]:
         """Queue items and wait for all of them; cancelling the wait drops them from the queue."""
         self.start()
-        if self._fits_inline(items):
-            self._run_inline(items)
-            return [item.future.result() for item in items]
         self._waiting.extend(items)
         assert self._wakeup is not None
         self._wakeup.set()
@@ -196,7 +189,6 @@ class Batcher:
                 self._wakeup.clear()
                 continue
             self._begin(batch)
-            self._busy = True
             try:
                 results = await loop.run_in_executor(self._executor, self._run_batch, batch)
             except TEIError as exc:
@@ -206,39 +198,9 @@ class Batcher:
                 log.exception("Forward pass failed")
                 self._fail(batch, BackendError(f"inference failed: {exc}"))
                 continue
-            finally:
-                self._busy = False
             if not self._waiting:
                 loop.run_in_executor(self._executor, self._trimmer.maybe_trim)
             self._settle(batch, results)
-
-    def _fits_inline(self, items: list[WorkItem]) -> bool:
-        """An idle model, and items that form one batch within every budget."""
-        if self._busy or self._waiting or not items or not self.inline_tokens:
-            return False
-        cost = padded_cost(len(items), max(item.length for item in items))
-        fits_count = self.max_batch_requests is None or len(items) <= self.max_batch_requests
-        return fits_count and cost <= min(self.inline_tokens, self.grow_tokens)
-
-    def _run_inline(self, batch: list[WorkItem]) -> None:
-        """An idle model's small batch, run on the calling (event loop) thread.
-
-        Why: on an idle server the two thread hops (to the model thread and back) cost a
-        short request a fifth of its time outside the network, and nothing else waits for
-        the model. Only where the backend runs on its own thread pool whatever thread
-        calls it (ONNX Runtime), so no second OpenMP team appears; the engine decides.
-        """
-        self._begin(batch)
-        try:
-            results = self._run_batch(batch)
-        except TEIError as exc:
-            self._fail(batch, exc)
-            return
-        except Exception as exc:
-            log.exception("Forward pass failed")
-            self._fail(batch, BackendError(f"inference failed: {exc}"))
-            return
-        self._settle(batch, results)
 
     def _begin(self, batch: list[WorkItem]) -> None:
         if self.observer is not None:

@@ -82,9 +82,6 @@ class Engine:
         self.healthy = True
         self.backend: Backend = self._choose(parts)
         self.runner = ModelRunner(self.backend, self.task, parts.pad_id)
-        # Inline batches (Batcher.inline_tokens) stay off: requests that arrive together are
-        # each handled from parse to submit before the next is read, so each found the model
-        # idle and ran alone (a 1,000-message gRPC stream ran 1,000 forward passes).
         # Warm the kernels up and prove the model answers before serving, on the thread that
         # will serve (each thread that runs torch gets its own OpenMP team).
         self.batcher.run_now_in_model_thread(self.probe)

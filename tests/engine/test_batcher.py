@@ -145,39 +145,3 @@ def test_concurrent_submissions_share_batches():
     asyncio.run(scenario())
     assert sum(sizes) == 20 and len(sizes) < 20
 
-
-def test_an_idle_models_small_batch_runs_on_the_calling_thread_within_the_budgets():
-    import threading
-
-    threads: list[str] = []
-    release = threading.Event()
-
-    def run(batch):
-        threads.append(threading.current_thread().name)
-        if batch[0].length == 100:
-            release.wait(5)  # keeps the model busy while another request arrives
-        return [item.length for item in batch]
-
-    async def scenario() -> None:
-        loop = asyncio.get_running_loop()
-        batcher = Batcher(run, max_batch_tokens=1024, max_batch_requests=2)
-        batcher.inline_tokens = 64
-        try:
-            assert await batcher.submit(make_items(loop, [10, 12])) == [10, 12]  # inline
-            assert await batcher.submit(make_items(loop, [5, 5, 5])) == [5, 5, 5]  # > 2 requests
-            assert await batcher.submit(make_items(loop, [40, 40])) == [40, 40]  # 80 > 64 tokens
-            first = asyncio.ensure_future(batcher.submit(make_items(loop, [100])))  # over 64 tokens: model thread
-            while not batcher._busy:
-                await asyncio.sleep(0.001)
-            second = asyncio.ensure_future(batcher.submit(make_items(loop, [3])))  # model busy
-            await asyncio.sleep(0.01)
-            assert not second.done()  # queued behind the running batch, not run inline
-            release.set()
-            assert await first == [100] and await second == [3]
-        finally:
-            await batcher.stop()
-
-    asyncio.run(scenario())
-    main = threading.current_thread().name
-    assert threads[0] == main
-    assert len(threads) == 6 and all(name != main for name in threads[1:]), threads
