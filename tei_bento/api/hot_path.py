@@ -14,7 +14,6 @@ implementation, and this path only skips work that the common request does not n
 
 from __future__ import annotations
 
-import hmac
 from typing import Any, Awaitable, Callable
 
 import orjson
@@ -24,6 +23,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from tei_bento.api import routes_embed, routes_openai
+from tei_bento.api.auth import BearerKey
 from tei_bento.api.errors import answer_exception
 from tei_bento.api.schemas import EmbedRequest, OpenAIEmbeddingsRequest
 
@@ -41,7 +41,7 @@ class HotPathMiddleware:
     def __init__(self, app: ASGIApp, limit: int, api_key: str | None, tracing: bool) -> None:
         self.app = app
         self.limit = limit
-        self.expected_key = f"Bearer {api_key}".encode() if api_key else None
+        self.key = BearerKey(api_key) if api_key else None
         self.enabled = not tracing  # traced requests take the full path for their spans
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -73,7 +73,7 @@ class HotPathMiddleware:
     def _declared_length(self, scope: Scope) -> int | None:
         """The body's declared length where the lean path may take the request, else None."""
         length: int | None = None
-        authorized = self.expected_key is None
+        authorized = self.key is None
         for name, value in scope.get("headers") or ():
             if name == b"content-length":
                 if not value.isdigit():
@@ -81,8 +81,8 @@ class HotPathMiddleware:
                 length = int(value)
             elif name == b"origin" or name == b"transfer-encoding":
                 return None  # CORS headers, or a chunked body: the full app's middlewares
-            elif name == b"authorization" and self.expected_key is not None:
-                authorized = hmac.compare_digest(value, self.expected_key)
+            elif name == b"authorization" and self.key is not None:
+                authorized = self.key.matches(value)
         if not authorized or length is None or length > self.limit:
             return None
         return length

@@ -21,6 +21,7 @@ import grpc
 import numpy as np
 
 from tei_bento.answers import label_scores, ranked, sparse_values
+from tei_bento.api.auth import BearerKey
 from tei_bento.api.context import ApiContext
 from tei_bento.api.routes_meta import build_info
 from tei_bento.api.routes_tokens import simple_tokens
@@ -466,13 +467,13 @@ class ApiKeyInterceptor(grpc.aio.ServerInterceptor):
     OPEN = ("/grpc.health.v1.Health/", "/grpc.reflection.")
 
     def __init__(self, api_key: str) -> None:
-        self.expected = f"Bearer {api_key}"
+        self.key = BearerKey(api_key)
 
     async def intercept_service(self, continuation, details):
         if details.method.startswith(self.OPEN):
             return await continuation(details)
         metadata = dict(details.invocation_metadata or ())
-        if metadata.get("authorization") == self.expected:
+        if self.key.matches(metadata.get("authorization")):
             return await continuation(details)
         return _refusal(details)
 
