@@ -4,7 +4,9 @@
 
 Serves all-MiniLM-L6-v2 twice, one after the other (`tei-bento serve` default float32, then
 `--quantize int8`), drives each with 32 closed-loop clients x 8 corpus texts, and times
-in-process `SentenceTransformer.encode` (batch 32) on the same corpus between them; every
+in-process `SentenceTransformer.encode` (batch 32) on the same corpus between them, and
+each config's own engine in this process over the corpus sorted by length (batches of 32:
+the ceiling its server could reach, `bench.own_forward.corpus_throughput`); every
 corpus text is then embedded through the int8 server and compared with float32
 sentence-transformers (min and mean cosine). Records the CPU's flags (VNNI decides whether
 int8 weights take the fast int32 path). Writes bench/results/int8.{json,md}. Run it alone.
@@ -27,6 +29,7 @@ import requests
 from bench import loadgen
 from bench.baselines import load_model, resolve_folder, token_counts
 from bench.corpus import load as load_corpus
+from bench.own_forward import corpus_throughput, engine_for
 from bench.report import machine
 from bench.servers import Server, free_port, tei_bento_command
 from tei_bento.settings import DEFAULT_MODEL
@@ -48,13 +51,23 @@ def saturated(url: str, texts: list[str], counts: list[int], seconds: float) -> 
     return stats["tokens_per_s"]
 
 
-def served_vectors(url: str, texts: list[str]) -> np.ndarray:
+def served_vectors(url: str, texts: list[str], per_request: int = 32) -> np.ndarray:
     out: list[list[float]] = []
-    for i in range(0, len(texts), 32):
-        answer = requests.post(f"{url}/embed", json={"inputs": texts[i : i + 32], "truncate": True}, timeout=120)
+    session = requests.Session()
+    for i in range(0, len(texts), per_request):
+        answer = session.post(f"{url}/embed", json={"inputs": texts[i : i + per_request], "truncate": True}, timeout=120)
         answer.raise_for_status()
         out += answer.json()
     return np.asarray(out, dtype=np.float32)
+
+
+def own_throughput(flags: list[str], folder: Path, texts: list[str], seconds: float) -> float:
+    """The config's own engine in this process over length-sorted batches of 32."""
+    engine = engine_for(["--model-id", str(folder), *flags])
+    try:
+        return corpus_throughput(engine, texts, batch_size=32, seconds=seconds)
+    finally:
+        engine.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -69,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     model = load_model(folder)
     counts = token_counts(model, texts)
     reference = model.encode(texts, batch_size=32, normalize_embeddings=True)
-    rates: dict[str, list[float]] = {"encode": [], **{name: [] for name in CONFIGS}}
+    rates: dict[str, list[float]] = {"encode": [], **{name: [] for name in CONFIGS}, **{f"{name} own": [] for name in CONFIGS}}
     cosines: dict[str, float] = {}
     for _ in range(args.rounds):  # alternate, so drift on a shared machine hits every side
         for name, flags in CONFIGS.items():
@@ -77,11 +90,15 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 rates[name].append(saturated(server.url, texts, counts, args.seconds))
                 if name == "int8" and not cosines:
-                    got = served_vectors(server.url, texts)
-                    cos = (got * reference).sum(1) / np.linalg.norm(got, axis=1)
-                    cosines = {"min": float(cos.min()), "mean": float(cos.mean())}
+                    # Dynamic int8 shares one activation scale per tensor across the batch, so a
+                    # text's vector depends on its neighbours: measured batched and alone.
+                    for label, per_request in (("", 32), ("alone_", 1)):
+                        got = served_vectors(server.url, texts, per_request)
+                        cos = (got * reference).sum(1) / np.linalg.norm(got, axis=1)
+                        cosines |= {f"{label}min": float(cos.min()), f"{label}mean": float(cos.mean())}
             finally:
                 server.stop()
+            rates[f"{name} own"].append(own_throughput(flags, folder, texts, args.seconds / 2))
             start = time.perf_counter()
             model.encode(texts, batch_size=32)
             rates["encode"].append(sum(counts) / (time.perf_counter() - start))
@@ -91,15 +108,28 @@ def main(argv: list[str] | None = None) -> int:
         "tokens": sum(counts), "tokens_per_s": rates, "medians": medians, "int8_cosine_to_float32": cosines,
         "int8_vs_encode": medians["int8"] / medians["encode"], "float32_vs_encode": medians["float32"] / medians["encode"],
         "int8_vs_float32": medians["int8"] / medians["float32"],
+        "server_vs_own": {name: medians[name] / medians[f"{name} own"] for name in CONFIGS},
     }  # fmt: skip
     m = results["machine"]
     lines = [
         "# int8 on this CPU: speed and accuracy, one run", "",
         f"`{results['command'].strip()}`; {m.get('cpu')} ({m.get('cores')} cores; flags: {', '.join(m.get('cpu_flags', []))}).", "",
         f"{len(texts)} corpus texts ({sum(counts):,} tokens); 32 clients x 8 texts on `/embed`; {args.rounds} alternating rounds, medians.", "",
-        "| side | tokens/s | x encode |", "|---|---|---|",
-        *(f"| {name} | {medians[name]:,.0f} | {medians[name] / medians['encode']:.2f}x |" for name in ("encode", "float32", "int8")),
-        "", f"int8 cosine to float32 sentence-transformers over every text: min {cosines['min']:.4f}, mean {cosines['mean']:.4f}.",
+        "| side | tokens/s | x encode | server x its own engine |", "|---|---|---|---|",
+        f"| encode (sentence-transformers, batch 32) | {medians['encode']:,.0f} | 1.00x | |",
+        *(
+            row
+            for name in CONFIGS
+            for row in (
+                f"| {name} server | {medians[name]:,.0f} | {medians[name] / medians['encode']:.2f}x | {results['server_vs_own'][name]:.2f}x |",
+                f"| {name} own engine in-process, length-sorted batches of 32 | {medians[name + ' own']:,.0f} | {medians[name + ' own'] / medians['encode']:.2f}x | |",
+            )
+        ),
+        "", "int8 cosine to float32 sentence-transformers over every text:",
+        f"- sent 32 per request (batched with neighbours): min {cosines['min']:.4f}, mean {cosines['mean']:.4f}",
+        f"- sent one per request (a batch of its own): min {cosines['alone_min']:.4f}, mean {cosines['alone_mean']:.4f}",
+        "", "Dynamic int8 quantizes each matmul's input with one scale for the whole batch tensor (padding",
+        "included), so a text's int8 vector depends on what it is batched with.",
     ]  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "int8.json").write_text(json.dumps(results, indent=2) + "\n")

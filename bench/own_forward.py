@@ -14,6 +14,10 @@ on the shared VMs this runs on, a forward pass that starts after 50 ms of idling
 to twice as long as one straight after another (the CPU, not the code: a single-threaded
 ONNX Runtime session slows the same way), so the floor of an idle request is a forward
 pass from idle. The back-to-back figure is reported beside it (`warm_median_ms`).
+
+`corpus_throughput` is the saturated counterpart: the same engine's tokens/s over a corpus
+sorted by length and cut into consecutive batches, with no server, queue or padding
+beyond what sorting leaves: the ceiling a saturated server of that config could reach.
 """
 
 from __future__ import annotations
@@ -29,6 +33,37 @@ from tei_bento.cli import add_settings_arguments, settings_from_args
 from tei_bento.engine.batcher import WorkItem
 from tei_bento.engine.engine import Engine
 from tei_bento.tasks.embedding import EmbedJob
+
+
+def engine_for(flags: Sequence[str]) -> Engine:
+    """The engine `tei-bento serve <flags>` would serve first, built in this process."""
+    parser = argparse.ArgumentParser()
+    add_settings_arguments(parser)
+    return Engine.from_settings(settings_from_args(parser.parse_args(list(flags))).model_settings()[0])
+
+
+def corpus_throughput(engine: Engine, texts: Sequence[str], batch_size: int = 32, seconds: float = 10.0) -> float:
+    """Tokens/s of the engine's own batches over `texts` sorted by length (tokenized
+    once, beforehand, as `encode_now` does at start-up), repeated for at least `seconds`."""
+    encoded = sorted(engine.tokenizers.encode_now(list(texts), truncate=True), key=lambda e: len(e.ids))
+    batches = [
+        [WorkItem(e.ids, e.type_ids, EmbedJob(), None, e.prompt_length) for e in encoded[i : i + batch_size]]  # type: ignore[arg-type]
+        for i in range(0, len(encoded), batch_size)
+    ]
+    tokens = sum(len(e.ids) for e in encoded)
+
+    def run() -> float:
+        engine._run_batch(batches[len(batches) // 2])  # warm the kernels for a mid length
+        passes, start = 0, time.perf_counter()
+        while True:
+            for batch in batches:
+                engine._run_batch(batch)
+            passes += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                return passes * tokens / elapsed
+
+    return float(engine.batcher.run_now_in_model_thread(run))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
