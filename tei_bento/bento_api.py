@@ -26,6 +26,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from pydantic import ValidationError as PydanticValidationError
 
+from tei_bento.bento_tasks import TaskCancelled, unless_cancelled
 from tei_bento.answers import cosine, label_scores, relevance_results, sparse_values
 from tei_bento.api.context import ApiContext
 from tei_bento.api.routes_tokens import simple_tokens
@@ -150,13 +151,18 @@ class TEIBentoAPI:
         `embed`, it is not limited by max_client_batch_size."""
         with self._call(Route.EMBED, model) as engine:
             self.context.count_request(engine, True, "embed")
-            result = await run_in_chunks(
+            chunks = run_in_chunks(
                 engine,
                 inputs,
                 lambda chunk: engine.embed(
                     chunk, normalize, truncate, truncation_direction, prompt_name, dimensions
                 ),
             )
+            serving = _serving_request.get(None) if _serving_request is not None else None
+            try:
+                result = await unless_cancelled(serving, chunks)
+            except TaskCancelled:
+                raise TEIBentoError("The task was cancelled", error_code=HTTPStatus.CONFLICT) from None
         self.context.record_success(engine, result.timings, True, "embed")
         return answer(np.stack(result.values))
 

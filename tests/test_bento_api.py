@@ -336,3 +336,29 @@ def test_a_direct_python_call_gets_plain_values():
 
     assert answer(np.asarray([[1.0, 2.0]], dtype=np.float32)) == [[1.0, 2.0]]
     assert answer({"results": []}) == {"results": []}
+
+
+def test_a_cancelled_task_frees_its_permits_and_queued_inputs_at_once(server, minilm_reference):
+    """BentoML's own server only marks a cancelled task; tei-bento's task reads the mark and
+    stops: its permits are free (/metrics `te_permits_in_use`) and no more of its batches
+    run within a second of the cancel, while interactive calls keep their answers."""
+    from tests.metrics import total
+
+    texts = [f"passage {i}: a long enough text about the number {i} and its neighbours " * 4 for i in range(8_000)]
+    with sync_task_client(server.url) as client:
+        task = client.embed_batch.submit(inputs=texts, model="minilm")
+        deadline = time.monotonic() + 60
+        while total(scrape(server), "te_permits_in_use", model="minilm") == 0:
+            assert time.monotonic() < deadline, "the task never took a permit"
+            time.sleep(0.05)
+        cancel = requests.put(server.url + "/bento/embed_batch/cancel", params={"task_id": task.id}, timeout=30)
+        assert cancel.status_code in (200, 400), cancel.text  # BentoML's local server answers 400
+        cancelled_at = time.monotonic()
+        while total(scrape(server), "te_permits_in_use", model="minilm") != 0:
+            assert time.monotonic() - cancelled_at < 3, "the cancelled task kept its permits"
+            time.sleep(0.05)
+        batches = total(scrape(server), "te_batch_next_size_count", model="minilm")
+        time.sleep(1.0)
+        assert total(scrape(server), "te_batch_next_size_count", model="minilm") == batches  # nothing left queued
+        assert finished(task, timeout=30) in ("canceled", "failed")
+        assert_same_vectors(client.embed(inputs=TEXTS[0]), minilm_reference.encode(TEXTS[:1]))

@@ -84,3 +84,58 @@ def test_bentoml_serves_teis_grpc_api_too(bento, minilm_reference):
         assert_same_vectors([list(answer.embeddings)], minilm_reference.encode(["gRPC under BentoML"]))
         ranks = rpc.RerankStub(channel).Rerank(pb.RerankRequest(query="q", texts=["a", "b"])).ranks
         assert sorted(r.index for r in ranks) == [0, 1]
+
+
+def test_a_killed_worker_is_replaced_and_in_flight_calls_fail_fast(minilm_reference):
+    """SIGKILL to the BentoML worker with a request in flight: that request gets an error
+    (a reset connection or a 5xx), never a hang; BentoML starts a new worker and the
+    service answers again with the same vectors."""
+    import os
+    import signal
+    import threading
+    import time
+
+    import psutil
+
+    server = bentoml_server().start(ready_path="/readyz")
+    try:
+        def workers() -> list[psutil.Process]:
+            children = psutil.Process(server.process.pid).children(recursive=True)
+            return [p for p in children if "_bentoml_impl.worker" in " ".join(p.cmdline())]
+
+        [worker] = workers()
+        long_texts = ["words of a long document about many things " * 40 + str(i) for i in range(32)]
+        outcome: dict[str, object] = {}
+
+        def in_flight() -> None:
+            try:
+                outcome["status"] = requests.post(server.url + "/embed", json={"inputs": long_texts}, timeout=60).status_code
+            except requests.RequestException as exc:
+                outcome["error"] = type(exc).__name__
+
+        for _ in range(3):  # a few long calls, so one is surely in flight at the kill
+            thread = threading.Thread(target=in_flight)
+            thread.start()
+            time.sleep(0.3)
+            if thread.is_alive():
+                break
+        assert thread.is_alive(), "no call stayed in flight long enough to be cut"
+        os.kill(worker.pid, signal.SIGKILL)
+        thread.join(timeout=90)
+        assert not thread.is_alive(), "the in-flight call hung"
+        assert "error" in outcome or outcome["status"] >= 500, outcome
+        deadline = time.monotonic() + 180
+        while True:
+            assert time.monotonic() < deadline, f"no new worker answered:\n{server.log()}"
+            try:
+                if requests.get(server.url + "/readyz", timeout=2).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            time.sleep(0.5)
+        assert [p.pid for p in workers()] != [worker.pid]
+        texts = ["after the worker was replaced"]
+        got = requests.post(server.url + "/embed", json={"inputs": texts}, timeout=60).json()
+        assert_same_vectors(got, minilm_reference.encode(texts))
+    finally:
+        server.stop()

@@ -141,3 +141,4 @@ def attach_models(app: FastAPI, models: Models) -> None:
     context.models = models
     for engine in models:
         engine.batcher.observer = context.metrics.observer(engine.name)
+        context.metrics.watch_permits(engine.name, engine.permits)

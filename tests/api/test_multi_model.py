@@ -233,3 +233,37 @@ def test_model_ids_and_names_from_the_environment(server_pool, reranker_folder, 
     expected = reference_scores(cross_encoder, QUERY, DOCUMENTS)
     np.testing.assert_allclose([expected[r["index"]] for r in got], [r["score"] for r in got], atol=1e-5)
     assert requests.get(server.url + "/health").status_code == 200
+
+
+WRONG_OPTIONS = [
+    ("/embed", {"inputs": "x", "model": 12}, 422),
+    ("/embed", {"inputs": "x", "model": ["minilm"]}, 422),
+    ("/embed", {"inputs": "x", "model": "\ud800"}, 404),
+    ("/embed", {"inputs": "x", "model": "m" * 10_000}, 404),
+    ("/embed", {"inputs": "x", "model": "splade", "embedding_type": "int4"}, 422),
+    ("/embed", {"inputs": "x", "embedding_type": 8}, 422),
+    ("/embed", {"inputs": "x", "embedding_type": None, "model": "minilm"}, 422),
+    ("/embed_multi_vector", {"inputs": "x", "is_query": "maybe"}, 422),
+    ("/embed_multi_vector", {"inputs": "x", "is_query": True}, 424),
+    ("/rerank", {"query": "q", "texts": ["a"], "instruction": "judge"}, 422),
+    ("/rerank", {"query": "q", "texts": ["a"], "instruction": 5}, 422),
+    ("/rerank", {"query": "q", "texts": ["a"], "model": "splade"}, 424),
+    ("/embed_sparse", {"inputs": "x", "model": "reranker"}, 424),
+    ("/predict", {"inputs": "x", "model": "nobody"}, 404),
+    ("/v1/embeddings", {"input": "x", "model": None}, 200),
+    ("/v1/embeddings", {"input": "x", "model": {"name": "minilm"}}, 422),
+]
+
+
+@pytest.mark.parametrize(("route", "body", "status"), WRONG_OPTIONS, ids=[f"{r} {sorted(b)}" for r, b, _ in WRONG_OPTIONS])
+def test_the_new_options_with_wrong_values_get_a_clear_4xx(four_models, route, body, status):
+    """`model`, `embedding_type`, `is_query` and `instruction` with values of the wrong type
+    or for a model of the wrong kind: TEI's error body with a 4xx, never a 5xx."""
+    import orjson
+
+    data = orjson.dumps(body) if "\ud800" not in str(body.get("model")) else b'{"inputs": "x", "model": "\\ud800"}'
+    response = requests.post(four_models.url + route, data=data, headers={"content-type": "application/json"}, timeout=60)
+    assert response.status_code == status, response.text
+    if status != 200:
+        error = response.json()
+        assert "error" in error and (isinstance(error["error"], dict) or "error_type" in error), error

@@ -25,21 +25,6 @@ DOCUMENTS = ["the cat sat on the mat", "a dog ran in the park", "weather report 
 
 
 @pytest.fixture(scope="module")
-def served(four_models_file, server_pool):
-    """(the HTTP server, its gRPC port): one process, four models."""
-    port = free_port()
-    server = server_pool("--models", str(four_models_file), "--max-client-batch-size", "16", "--grpc-port", str(port))
-    return server, port
-
-
-@pytest.fixture(scope="module")
-def channel(served):
-    with grpc.insecure_channel(f"127.0.0.1:{served[1]}") as channel:
-        grpc.channel_ready_future(channel).result(timeout=30)
-        yield channel
-
-
-@pytest.fixture(scope="module")
 def sparse_encoder(splade_folder):
     from sentence_transformers import SparseEncoder
     from sentence_transformers.sparse_encoder.modules import MLMTransformer, SpladePooling
