@@ -19,6 +19,7 @@ import bentoml
 from tei_bento.api.app import attach_models, create_app
 from tei_bento.bento import pin_worker, service_config
 from tei_bento.bento_api import TEIBentoAPI
+from tei_bento.bento_guard import MultipartBoundaryGuard
 from tei_bento.engine.models import Models
 from tei_bento.logs import setup_logging
 from tei_bento.settings import Settings
@@ -52,9 +53,16 @@ class TEIBento(TEIBentoAPI):
     async def __metrics__(self, content: str) -> str:
         """BentoML's metrics with TEI's. BentoML already collects the default registry,
         which holds TEI's metrics (and, with several workers, aggregates them across
-        processes); TEI's are appended only where its output lacks them."""
-        if re.search(r"^# HELP te_", content, re.MULTILINE):
-            return content
+        processes); TEI's are appended only where its output lacks them. The permit gauges
+        are read live from this worker's engines, which multiprocess files cannot carry."""
         from prometheus_client import generate_latest
 
-        return content + generate_latest(app.state.context.metrics.registry).decode()
+        metrics = app.state.context.metrics
+        if not re.search(r"^# HELP te_", content, re.MULTILINE):
+            return content + generate_latest(metrics.registry).decode()
+        if "te_permits_in_use" not in content:
+            content += generate_latest(metrics.permit_registry).decode()
+        return content
+
+
+TEIBento.add_asgi_middleware(MultipartBoundaryGuard)

@@ -93,6 +93,10 @@ class Metrics:
         )
         self.permits = PermitCollector()
         r.register(self.permits)
+        # Read live, not from a file: BentoML's multiprocess /metrics cannot carry it, so its
+        # service appends this registry's text (service.py: __metrics__).
+        self.permit_registry = CollectorRegistry()
+        self.permit_registry.register(self.permits)
 
     def observer(self, model: str) -> "BatchMetrics":
         """The batcher's observer for one model's engine."""
