@@ -224,8 +224,9 @@ def plot(result: dict[str, Any], path: Path) -> None:
     seconds, mib = zip(*result["rss_every_30s_mib"]) if result["rss_every_30s_mib"] else ((), ())
     figure, axes = plt.subplots(figsize=(8, 3.5))
     axes.plot([s / 60 for s in seconds], mib, marker="o", markersize=3, label="server RSS (every 30 s)")
-    axes.axhline(result["rss_before_mib"], color="grey", linestyle="--", label="before (after warm-up)")
-    axes.axhline(result["rss_before_mib"] * 1.05, color="red", linestyle=":", label="+5%")
+    axes.axhline(result["rss_before_mib"], color="grey", linestyle="--", label="before (at rest, after warm-up)")
+    axes.axhline(result["rss_before_mib"] * 1.05, color="red", linestyle=":", label="+5% (goal for after)")
+    axes.scatter([result["minutes"]], [result["rss_after_mib"]], color="black", zorder=3, label="after (5 s at rest)")
     axes.set_xlabel("minutes into the soak")
     axes.set_ylabel("MiB")
     axes.set_title(f"{result['minutes']:g}-minute soak: HTTP + gRPC, two models, {result['callers']} callers / {result['max_concurrent_requests']} permits")
@@ -248,10 +249,22 @@ def markdown(result: dict[str, Any]) -> str:
             for side, r in (("HTTP", result["http"]), ("gRPC", result["grpc"]))
         ),
         "", (f"RSS before {result['rss_before_mib']} MiB, after {result['rss_after_mib']} MiB: **{result['rss_growth_percent']:+.2f}%** (goal < 5%); "
-        f"highest during the soak {result['rss_peak_mib']} MiB; last half's slope {result['rss_slope_last_half_mib_per_min']:+.2f} MiB/min."),
+        f"highest during the soak {result['rss_peak_mib']} MiB; median of the 30 s samples {result['rss_median_first_half_mib']} MiB in the first half, "
+        f"{result['rss_median_second_half_mib']} MiB in the second (a fitted slope over the second half: {result['rss_slope_last_half_mib_per_min']:+.2f} MiB/min, within the load's swing)."),
         "", f"![RSS every 30 s]({result['name']}.png)",
     ]  # fmt: skip
     return "\n".join(lines) + "\n"
+
+
+def half_medians(points: list[tuple[float, float]]) -> dict[str, float | None]:
+    """Median RSS of each half of the soak: under a load that swings RSS by hundreds of MiB
+    between samples, equal halves say "flat" more robustly than a fitted slope."""
+    mib = [p[1] for p in points]
+    half = len(mib) // 2
+    return {
+        "rss_median_first_half_mib": statistics.median(mib[:half]) if half else None,
+        "rss_median_second_half_mib": statistics.median(mib[half:]) if half else None,
+    }
 
 
 def slope(points: list[tuple[float, float]]) -> float:
@@ -321,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
         rss_peak_mib=max((p[1] for p in timeline), default=None),
         rss_every_30s_mib=timeline,
         rss_slope_last_half_mib_per_min=round(slope(timeline), 3),
+        **half_medians(timeline),
         rss_growth_percent=round(100 * (rss_after - rss_before) / rss_before, 2) if rss_before else None,
         command="python -m bench.soak " + " ".join(argv if argv is not None else sys.argv[1:]),
     )

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from google.protobuf.descriptor import FieldDescriptor
 
 from tei_bento.grpc_api import tei_pb2 as pb
+from tei_bento.grpc_api import tei_pb2_grpc as rpc
 from tests.reference import assert_same_vectors
 
 CLIENT_MISTAKES = {
@@ -80,7 +81,8 @@ def messages_of(cls: type) -> st.SearchStrategy:
     return st.fixed_dictionaries(fields).map(lambda kw: cls(**{k: v for k, v in kw.items() if v is not None}))
 
 
-def callable_for(channel: grpc.Channel, service: str, method: str, client_streams: bool, server_streams: bool, request: type, response: type):
+def callable_for(channel: grpc.Channel, service: str, method: str, client_streams: bool, server_streams: bool, request: type, response: type, raw: bool = False):
+    """The method as a multi-callable of its shape; `raw` sends and returns bytes as they are."""
     path = f"/tei.v1.{service}/{method}"
     kind = {
         (False, False): channel.unary_unary,
@@ -88,6 +90,8 @@ def callable_for(channel: grpc.Channel, service: str, method: str, client_stream
         (False, True): channel.unary_stream,
         (True, True): channel.stream_stream,
     }[(client_streams, server_streams)]
+    if raw:
+        return kind(path, request_serializer=lambda data: data, response_deserializer=lambda data: data)
     return kind(path, request_serializer=request.SerializeToString, response_deserializer=response.FromString)
 
 
@@ -115,10 +119,7 @@ def steady_caller(served, minilm_reference):
 
     def loop() -> None:
         with grpc.insecure_channel(f"127.0.0.1:{served[1]}") as channel:
-            embed = channel.unary_unary(
-                "/tei.v1.Embed/Embed", request_serializer=pb.EmbedRequest.SerializeToString,
-                response_deserializer=pb.EmbedResponse.FromString,
-            )  # fmt: skip
+            embed = rpc.EmbedStub(channel).Embed
             while not stop.is_set():
                 try:
                     vector = list(embed(pb.EmbedRequest(inputs=STEADY_TEXT), timeout=60).embeddings)
@@ -177,15 +178,7 @@ def malformed_payloads(request_class: type) -> list[bytes]:
     METHODS, ids=[f"{m[0]}.{m[1]}" for m in METHODS],
 )  # fmt: skip
 def test_bytes_that_are_not_the_message_are_invalid_argument(channel, service, method, client_streams, server_streams, request_class, response_class):
-    identity = lambda data: data  # noqa: E731 - send the bytes as they are
-    path = f"/tei.v1.{service}/{method}"
-    kind = {
-        (False, False): channel.unary_unary,
-        (True, False): channel.stream_unary,
-        (False, True): channel.unary_stream,
-        (True, True): channel.stream_stream,
-    }[(client_streams, server_streams)]
-    call = kind(path, request_serializer=identity, response_deserializer=identity)
+    call = callable_for(channel, service, method, client_streams, server_streams, request_class, response_class, raw=True)
     for payload in malformed_payloads(request_class):
         code, details = outcome(call, iter([payload]) if client_streams else payload, None, server_streams)
         assert code == grpc.StatusCode.INVALID_ARGUMENT, (method, payload, code, details)
@@ -209,10 +202,7 @@ def test_a_malformed_message_midway_through_a_stream_ends_it_as_invalid_argument
 
 def test_a_10000_message_stream_is_answered_whole_and_in_order(channel, minilm_reference):
     texts = [f"item {i}" for i in range(10_000)]
-    call = channel.stream_stream(
-        "/tei.v1.Embed/EmbedStream", request_serializer=pb.EmbedRequest.SerializeToString,
-        response_deserializer=pb.EmbedResponse.FromString,
-    )  # fmt: skip
+    call = rpc.EmbedStub(channel).EmbedStream
     answers = [list(a.embeddings) for a in call((pb.EmbedRequest(inputs=t) for t in texts), timeout=600)]
     assert len(answers) == len(texts)
     picks = [0, 1, 4_999, 9_998, 9_999]
@@ -220,9 +210,5 @@ def test_a_10000_message_stream_is_answered_whole_and_in_order(channel, minilm_r
 
 
 def test_the_server_serves_after_the_hostile_calls(channel, minilm_reference):
-    call = channel.unary_unary(
-        "/tei.v1.Embed/Embed", request_serializer=pb.EmbedRequest.SerializeToString,
-        response_deserializer=pb.EmbedResponse.FromString,
-    )  # fmt: skip
-    vector = list(call(pb.EmbedRequest(inputs="still here"), timeout=60).embeddings)
+    vector = list(rpc.EmbedStub(channel).Embed(pb.EmbedRequest(inputs="still here"), timeout=60).embeddings)
     assert_same_vectors([vector], minilm_reference.encode(["still here"]))
