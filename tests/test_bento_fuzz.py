@@ -17,13 +17,11 @@ from collections import Counter
 
 import requests
 import schemathesis
-from hypothesis import HealthCheck, settings
-from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.config import SchemathesisConfig
-from schemathesis.pytest.lazy import get_all_tests
 
 from tests.reference import assert_same_vectors
+from tests.schemathesis_run import run_every_operation
 
 CONFIG = SchemathesisConfig.from_dict(
     {
@@ -37,7 +35,6 @@ CONFIG = SchemathesisConfig.from_dict(
         },
     }
 )
-HYPOTHESIS = settings(deadline=None, derandomize=True, database=None, print_blob=False, suppress_health_check=list(HealthCheck))
 STEADY = "a well-formed BentoML call beside the fuzz"
 
 
@@ -45,7 +42,6 @@ def test_bentomls_methods_never_answer_a_server_error(bentoml_four_models, minil
     server = bentoml_four_models
     spec = schemathesis.openapi.from_url(server.url + "/docs.json", config=CONFIG).include(path_regex="^/bento/")
     stats: Counter = Counter()
-    failures: list[str] = []
     session = requests.Session()
     stop, steady_failures, steady_answers = threading.Event(), [], []
     expected = minilm_reference.encode([STEADY])
@@ -77,19 +73,8 @@ def test_bentomls_methods_never_answer_a_server_error(bentoml_four_models, minil
     thread = threading.Thread(target=steady, daemon=True)
     thread.start()
     started = time.monotonic()
-    operations = 0
     try:
-        for result in get_all_tests(schema=spec, test_func=check_one, settings=HYPOTHESIS, given_kwargs={}):
-            operation, run_operation = result.ok()
-            operations += 1
-            try:
-                run_operation()
-            except Unsatisfiable:
-                pass
-            except BaseException as exc:  # a FailureGroup, after Hypothesis shrank it
-                if isinstance(exc, KeyboardInterrupt):
-                    raise
-                failures.append(f"{operation.label}:\n{exc}")
+        operations, failures = run_every_operation(spec, check_one)
     finally:
         stop.set()
         thread.join(timeout=120)

@@ -8,10 +8,8 @@ body and headers as documented. The run is bounded (examples per operation) and
 deterministic (fixed seed, derandomized), so it takes well under 90 s on two cores, and it
 prints how many cases it tried and how many server errors it found.
 
-schemathesis' own pytest integration (`schemathesis.pytest.from_fixture`) needs a pytest
-older than the one this project runs, so the test drives the same per-operation Hypothesis
-tests itself (`get_all_tests`, what that integration calls), one operation after another,
-and gathers every failure before failing.
+The per-operation tests run one after another (tests/schemathesis_run.py), and every
+failure is gathered before the test fails.
 """
 
 from __future__ import annotations
@@ -21,8 +19,6 @@ from collections import Counter
 
 import requests
 import schemathesis
-from hypothesis import HealthCheck, settings
-from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import (
     content_type_conformance,
     not_a_server_error,
@@ -31,7 +27,8 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 from schemathesis.config import SchemathesisConfig
-from schemathesis.pytest.lazy import get_all_tests
+
+from tests.schemathesis_run import run_every_operation
 
 SEED = 20261121
 EXAMPLES_PER_OPERATION = 30  # random cases per operation (fuzzing phase), valid and invalid
@@ -59,19 +56,9 @@ CONFIG = SchemathesisConfig.from_dict(
     }
 )
 
-HYPOTHESIS = settings(
-    deadline=None,
-    derandomize=True,
-    database=None,
-    print_blob=False,
-    suppress_health_check=list(HealthCheck),
-)
-
-
 def test_every_answer_matches_the_spec(default_server, capsys, record_property):
     spec = schemathesis.openapi.from_url(default_server.url + "/openapi.json", config=CONFIG)
     stats: Counter = Counter()
-    failures: list[str] = []
     session = requests.Session()
 
     def check_one(case) -> None:
@@ -83,19 +70,7 @@ def test_every_answer_matches_the_spec(default_server, capsys, record_property):
         case.validate_response(response, checks=CHECKS)
 
     started = time.monotonic()
-    operations = 0
-    tests = get_all_tests(schema=spec, test_func=check_one, settings=HYPOTHESIS, given_kwargs={})
-    for result in tests:
-        operation, run_operation = result.ok()  # a spec schemathesis cannot read fails here
-        operations += 1
-        try:
-            run_operation()
-        except Unsatisfiable:  # nothing left to vary (GET routes without parameters)
-            pass
-        except BaseException as exc:  # a FailureGroup, after Hypothesis shrank it
-            if isinstance(exc, KeyboardInterrupt):
-                raise
-            failures.append(f"{operation.label}:\n{exc}")
+    operations, failures = run_every_operation(spec, check_one)
     elapsed = time.monotonic() - started
     statuses = ", ".join(
         f"{code}: {stats[code]}" for code in sorted(k for k in stats if isinstance(k, int))
