@@ -79,20 +79,32 @@ def _yielding(behaviour: Callable[..., AsyncIterator[Any]], streamed_request: bo
 class MalformedMessageInterceptor(grpc.aio.ServerInterceptor):
     """Swaps each handler's deserializer for `safe`, and checks what it hands on."""
 
+    def __init__(self) -> None:
+        # grpcio hands out the same registered handler objects call after call: wrap each
+        # once. (Each original is kept beside its wrap, so a cached id is never reused.)
+        self._wrapped: dict[int, tuple[Any, Any]] = {}
+
     async def intercept_service(self, continuation: Any, details: grpc.HandlerCallDetails) -> Any:
         handler = await continuation(details)
         if handler is None or handler.request_deserializer is None:
-            return handler
-        shapes = {
-            "unary_unary": (_returning, False),
-            "stream_unary": (_returning, True),
-            "unary_stream": (_yielding, False),
-            "stream_stream": (_yielding, True),
-        }
-        for field, (wrap, streamed_request) in shapes.items():
-            behaviour = getattr(handler, field)
-            if behaviour is not None:
-                if not (inspect.iscoroutinefunction(behaviour) or inspect.isasyncgenfunction(behaviour)):
-                    return handler  # a synchronous servicer runs as grpcio decides
-                return handler._replace(request_deserializer=safe(handler.request_deserializer), **{field: wrap(behaviour, streamed_request)})
-        return handler
+            return handler  # unknown methods, and the API key's refusals (made per call)
+        cached = self._wrapped.get(id(handler))
+        if cached is None or cached[0] is not handler:
+            cached = self._wrapped[id(handler)] = (handler, _checked_handler(handler))
+        return cached[1]
+
+
+def _checked_handler(handler: Any) -> Any:
+    shapes = {
+        "unary_unary": (_returning, False),
+        "stream_unary": (_returning, True),
+        "unary_stream": (_yielding, False),
+        "stream_stream": (_yielding, True),
+    }
+    for field, (wrap, streamed_request) in shapes.items():
+        behaviour = getattr(handler, field)
+        if behaviour is not None:
+            if not (inspect.iscoroutinefunction(behaviour) or inspect.isasyncgenfunction(behaviour)):
+                return handler  # a synchronous servicer runs as grpcio decides
+            return handler._replace(request_deserializer=safe(handler.request_deserializer), **{field: wrap(behaviour, streamed_request)})
+    return handler
